@@ -1,0 +1,155 @@
+"""Build one ECS alert document per (event, rule) match, with a deterministic id."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from enricher.fields import MISSING, lookup
+from enricher.rules.fieldmap import FieldMapping
+from enricher.rules.loader import CompiledRule
+
+ECS_VERSION = "8.17.0"
+
+# ECS fields copied from the event for dashboards and filters. When an event
+# comes without them (raw Winlogbeat or flat Sysmon names), they are filled
+# from the Sigma fields of the same meaning through the field mapping.
+_ECS_FROM_SIGMA = (
+    ("process.executable", "Image"),
+    ("process.command_line", "CommandLine"),
+    ("process.pid", "ProcessId"),
+    ("process.entity_id", "ProcessGuid"),
+    ("process.working_directory", "CurrentDirectory"),
+    ("process.pe.original_file_name", "OriginalFileName"),
+    ("process.parent.executable", "ParentImage"),
+    ("process.parent.command_line", "ParentCommandLine"),
+    ("process.parent.pid", "ParentProcessId"),
+    ("process.parent.entity_id", "ParentProcessGuid"),
+    ("host.name", "Computer"),
+)
+_COPIED_OBJECTS = ("host", "user", "process")
+
+
+def event_identity(event: Mapping[str, Any]) -> bytes:
+    """Return the bytes that identify an event across replays.
+
+    The event's own ``event.id`` wins. Otherwise a Windows event is identified
+    by its computer, channel and record id, which are the same in the ECS, raw
+    Winlogbeat and flat Sysmon forms. Otherwise the canonical JSON of the whole
+    event (sorted keys) is used.
+    """
+    event_id = _first_text(event, ("event.id",))
+    if event_id is not None:
+        return b"event.id\x00" + event_id.encode()
+    record_id = _first_text(event, ("winlog.record_id", "EventRecordID"))
+    if record_id is not None:
+        computer = _first_text(event, ("winlog.computer_name", "Computer", "host.name")) or ""
+        channel = _first_text(event, ("winlog.channel", "Channel")) or ""
+        return "\x00".join(("record", computer.casefold(), channel.casefold(), record_id)).encode()
+    return b"json\x00" + orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+
+
+def alert_id(rule_id: str, event: Mapping[str, Any]) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(rule_id.encode())
+    digest.update(b"\x00")
+    digest.update(event_identity(event))
+    return digest.hexdigest()
+
+
+def _first_text(event: Mapping[str, Any], paths: tuple[str, ...]) -> str | None:
+    for path in paths:
+        values = lookup(event, path)
+        for value in values:
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) != "":
+                return str(value)
+    return None
+
+
+class AlertBuilder:
+    """Turns matches into alert documents; holds no per-event state."""
+
+    def __init__(self, mapping: FieldMapping) -> None:
+        self.mapping = mapping
+
+    def build(self, event: Mapping[str, Any], rule: CompiledRule, now: datetime | None = None) -> dict[str, Any]:
+        now = now or datetime.now(timezone.utc)
+        document_id = alert_id(rule.id, event)
+        created = now.isoformat().replace("+00:00", "Z")
+        timestamp = _first_text(event, ("@timestamp",)) or created
+
+        alert: dict[str, Any] = {
+            "@timestamp": timestamp,
+            "ecs": {"version": ECS_VERSION},
+            "event": {
+                "kind": "alert",
+                "id": document_id,
+                "created": created,
+                "category": ["process"] if rule.logsource.get("category", "").startswith("process") else [],
+                "type": ["info"],
+                "severity": _SEVERITY.get(rule.level or "", 0),
+                "original": orjson.dumps(event).decode(),
+            },
+            "rule": dict(rule.alert_rule),
+            "sigma": dict(rule.alert_sigma),
+            "tags": ["sigma", *rule.tags],
+        }
+        if rule.threat:
+            alert["threat"] = rule.threat
+        for name in _COPIED_OBJECTS:
+            value = event.get(name)
+            if isinstance(value, Mapping):
+                # A copy, because missing ECS fields are filled in below.
+                alert[name] = copy.deepcopy(value)
+        self._fill_ecs(alert, event)
+        return alert
+
+    def _fill_ecs(self, alert: dict[str, Any], event: Mapping[str, Any]) -> None:
+        for ecs_path, sigma_field in _ECS_FROM_SIGMA:
+            if lookup(alert, ecs_path) is not MISSING:
+                continue
+            values = self.mapping.resolver(sigma_field)(event)
+            value = next((item for item in values if item is not None and not isinstance(item, (dict, list))), None)
+            if value is None:
+                continue
+            if ecs_path.endswith(".pid"):
+                value = _pid(value)
+                if value is None:
+                    continue
+            _set_path(alert, ecs_path, value)
+        user = self.mapping.resolver("User")(event)
+        if "user" not in alert and user is not MISSING:
+            text = next((item for item in user if isinstance(item, str)), None)
+            if text:
+                domain, _, name = text.rpartition("\\")
+                alert["user"] = {"name": name, **({"domain": domain} if domain else {})}
+
+
+_SEVERITY = {"informational": 21, "low": 21, "medium": 47, "high": 73, "critical": 99}
+
+
+def _pid(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 16) if value.lower().startswith("0x") else int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _set_path(document: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = document
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            return
+        node = child
+    node[parts[-1]] = value

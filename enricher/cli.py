@@ -1,0 +1,302 @@
+"""Command line: ``enricher serve``, ``enricher scan`` and ``enricher setup``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from enricher import __version__
+from enricher.config import Settings, SettingsError
+from enricher.decode import BodyError, Decoded, decode_body, decode_ndjson
+from enricher.pipeline import BatchResult, Pipeline, build_detector, build_sink
+from enricher.sinks.base import SinkUnavailable, WriteResult
+from enricher.sinks.cluster import ClusterConfigError, ClusterSink
+
+logger = logging.getLogger("enricher")
+
+SCAN_BATCH_EVENTS = 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _export_flags(args)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"enricher: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.handler(args, settings)
+    except (ClusterConfigError, SettingsError) as error:
+        print(f"enricher: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="enricher",
+        description="Evaluate Sigma rules on Windows process events and write an alert per match.",
+    )
+    parser.add_argument("--version", action="version", version=f"enricher {__version__}")
+    commands = parser.add_subparsers(dest="command")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--rules",
+        action="append",
+        metavar="PATH",
+        help="Sigma rule file or folder (searched recursively); repeat for more. "
+        "Without it the bundled default rule loads. Env: ENRICHER_RULES (paths joined by ':').",
+    )
+    common.add_argument(
+        "--default-rule",
+        choices=("yes", "no"),
+        help="also load the bundled default rule when --rules is given (default: only without --rules). "
+        "Env: ENRICHER_DEFAULT_RULE.",
+    )
+    common.add_argument(
+        "--field-mapping",
+        action="append",
+        metavar="FILE",
+        help="extra Sigma field mapping YAML applied over the built-in one. Env: ENRICHER_FIELD_MAPPING.",
+    )
+    common.add_argument("--cluster-url", metavar="URL", help="Elasticsearch or OpenSearch URL. Env: ENRICHER_CLUSTER_URL.")
+    common.add_argument("--alerts-index", metavar="NAME", help="alerts index or alias (default enricher-alerts). Env: ENRICHER_ALERTS_INDEX.")
+    common.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="Env: ENRICHER_LOG_LEVEL.")
+
+    serve = commands.add_parser("serve", parents=[common], help="run the HTTP service (POST /ingest)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1). Env: ENRICHER_HOST.")
+    serve.add_argument("--port", type=int, help="TCP port (default 8080). Env: ENRICHER_PORT.")
+    serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1). Env: ENRICHER_WORKERS.")
+    serve.add_argument("--alerts-file", metavar="PATH", help="NDJSON alert file when no cluster is set. Env: ENRICHER_ALERTS_FILE.")
+    serve.set_defaults(handler=_serve)
+
+    scan = commands.add_parser("scan", parents=[common], help="match events from files and write alerts")
+    scan.add_argument("files", nargs="+", metavar="FILE", help="NDJSON or JSON array file, .gz allowed, - for stdin")
+    scan.add_argument(
+        "--output",
+        metavar="PATH",
+        help="alert NDJSON file, or - for stdout (default: the cluster when set, else ENRICHER_ALERTS_FILE)",
+    )
+    scan.set_defaults(handler=_scan)
+
+    setup = commands.add_parser("setup", parents=[common], help="install the alerts index template on the cluster")
+    setup.set_defaults(handler=_setup)
+    return parser
+
+
+_FLAG_ENV = {
+    "default_rule": "ENRICHER_DEFAULT_RULE",
+    "cluster_url": "ENRICHER_CLUSTER_URL",
+    "alerts_index": "ENRICHER_ALERTS_INDEX",
+    "log_level": "ENRICHER_LOG_LEVEL",
+    "host": "ENRICHER_HOST",
+    "port": "ENRICHER_PORT",
+    "workers": "ENRICHER_WORKERS",
+    "alerts_file": "ENRICHER_ALERTS_FILE",
+}
+
+
+def _export_flags(args: argparse.Namespace) -> None:
+    """Write flags into the environment so uvicorn workers see the same settings."""
+    for attribute, variable in _FLAG_ENV.items():
+        value = getattr(args, attribute, None)
+        if value is not None:
+            os.environ[variable] = str(value)
+    if getattr(args, "rules", None):
+        os.environ["ENRICHER_RULES"] = os.pathsep.join(str(Path(path).resolve()) for path in args.rules)
+    if getattr(args, "field_mapping", None):
+        os.environ["ENRICHER_FIELD_MAPPING"] = os.pathsep.join(str(Path(path).resolve()) for path in args.field_mapping)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "enricher.api:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        # Logstash and Beats keep pooled connections open; a short idle timeout
+        # makes them fail with connection resets mid-request.
+        timeout_keep_alive=75,
+    )
+    return 0
+
+
+class _StdoutSink:
+    """Alert NDJSON on standard output, for ``scan --output -``."""
+
+    description = "stdout"
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self._seen: set[str] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def write(self, alerts: list[dict[str, Any]]) -> WriteResult:
+        result = WriteResult()
+        for alert in alerts:
+            if alert["event"]["id"] in self._seen:
+                result.duplicates += 1
+                continue
+            self._seen.add(alert["event"]["id"])
+            self.stream.write(orjson.dumps(alert) + b"\n")
+            result.written += 1
+        self.stream.flush()
+        return result
+
+    async def write_dead_letters(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            print(f"enricher: dead letter {record['enricher']['position']}: {record['error']['message']}", file=sys.stderr)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+def _scan(args: argparse.Namespace, settings: Settings) -> int:
+    detector = build_detector(settings)
+    if not detector.rules:
+        print("enricher: no rule loaded; see the messages above", file=sys.stderr)
+        return 2
+    if args.output == "-":
+        sink = _StdoutSink(sys.stdout.buffer)
+    elif args.output:
+        output = Path(args.output)
+        sink = build_sink(Settings(alerts_file=output, dead_letter_file=output.with_name(output.name + ".dead-letter")))
+    else:
+        sink = build_sink(settings)
+    pipeline = Pipeline(detector, sink)
+    started = time.monotonic()
+    try:
+        total = asyncio.run(_scan_files(pipeline, args.files))
+    except SinkUnavailable as error:
+        print(f"enricher: alert sink {sink.description} failed: {error}", file=sys.stderr)
+        return 1
+    except (OSError, BodyError) as error:
+        print(f"enricher: {error}", file=sys.stderr)
+        return 1
+    elapsed = time.monotonic() - started
+    print(
+        f"enricher scan: {total.events} events, {total.matches} matches, {total.alerts_written} alerts written "
+        f"({total.alerts_duplicate} already present), {total.dead_letters} dead letters, "
+        f"{len(detector.rules)} rules, {elapsed:.2f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _scan_files(pipeline: Pipeline, files: list[str]) -> BatchResult:
+    total = BatchResult()
+    await pipeline.sink.start()
+    try:
+        for name in files:
+            for decoded in _read_events(name):
+                for start in range(0, max(len(decoded.events), 1), SCAN_BATCH_EVENTS):
+                    batch = decoded.events[start : start + SCAN_BATCH_EVENTS]
+                    letters = decoded.dead_letters if start == 0 else []
+                    total.add(await pipeline.process(batch, letters, source=f"scan {name}"))
+    finally:
+        await pipeline.sink.close()
+    return total
+
+
+def _read_events(name: str) -> Iterator[Decoded]:
+    """Yield decoded chunks of a file: NDJSON streams in blocks, a JSON array loads whole."""
+    stream = sys.stdin.buffer if name == "-" else open(name, "rb")
+    try:
+        head = stream.read(2)
+        if head[:2] == b"\x1f\x8b":
+            stream = gzip.GzipFile(fileobj=_Prefixed(head, stream))
+            head = stream.read(2)
+        first = head.lstrip()[:1]
+        if first == b"[":
+            yield decode_body(head + stream.read())
+            return
+        pending = head
+        while True:
+            block = stream.read(4 * 1024 * 1024)
+            if not block:
+                break
+            pending += block
+            cut = pending.rfind(b"\n")
+            if cut < 0:
+                continue
+            yield decode_ndjson(pending[: cut + 1])
+            pending = pending[cut + 1 :]
+        if pending.strip():
+            yield decode_ndjson(pending)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+class _Prefixed:
+    """A readable that returns ``prefix`` before the rest of ``stream``."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
+        self.prefix = prefix
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if self.prefix:
+            if size < 0:
+                data, self.prefix = self.prefix + self.stream.read(), b""
+                return data
+            data, self.prefix = self.prefix[:size], self.prefix[size:]
+            if len(data) < size:
+                data += self.stream.read(size - len(data))
+            return data
+        return self.stream.read(size)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.cluster is None:
+        print("enricher setup: no cluster configured; set --cluster-url or ENRICHER_CLUSTER_URL", file=sys.stderr)
+        return 2
+
+    async def install() -> dict[str, str]:
+        sink = ClusterSink(settings.cluster)
+        try:
+            await sink.start()
+            return sink.install_report
+        finally:
+            await sink.close()
+
+    try:
+        report = asyncio.run(install())
+    except SinkUnavailable as error:
+        print(f"enricher setup: {error}", file=sys.stderr)
+        return 1
+    for item, state in report.items():
+        print(f"{item}: {state}")
+    return 0

@@ -1,0 +1,104 @@
+"""Settings from ``ENRICHER_*`` environment variables; command-line flags override them.
+
+Every worker process of ``enricher serve`` reads the same environment, so the
+CLI writes its flags into the environment before uvicorn starts the workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from enricher.sinks.cluster import ClusterSettings
+
+DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """An environment variable or flag with an invalid value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    rules: tuple[Path, ...] = ()
+    include_default_rule: bool | None = None
+    field_mappings: tuple[Path, ...] = ()
+    alerts_file: Path = Path("enricher-alerts.ndjson")
+    dead_letter_file: Path = Path("enricher-dead-letter.ndjson")
+    cluster: ClusterSettings | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    retry_after_seconds: int = 5
+    log_level: str = "info"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def text(name: str, default: str | None = None) -> str | None:
+            value = env.get(name)
+            return value if value not in (None, "") else default
+
+        def integer(name: str, default: int, minimum: int = 0) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+            if value < minimum:
+                raise SettingsError(f"{name}={value} is below the minimum of {minimum}")
+            return value
+
+        def flag(name: str) -> bool | None:
+            raw = text(name)
+            if raw is None:
+                return None
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
+
+        def paths(name: str) -> tuple[Path, ...]:
+            raw = text(name)
+            if raw is None:
+                return ()
+            return tuple(Path(part) for part in raw.split(os.pathsep) if part)
+
+        cluster = None
+        url = text("ENRICHER_CLUSTER_URL")
+        if url is not None:
+            verify = flag("ENRICHER_CLUSTER_VERIFY_CERTS")
+            cluster = ClusterSettings(
+                url=url,
+                alerts_index=text("ENRICHER_ALERTS_INDEX", "enricher-alerts"),
+                dead_letter_index=text("ENRICHER_DEAD_LETTER_INDEX", "enricher-dead-letter"),
+                username=text("ENRICHER_CLUSTER_USERNAME"),
+                password=text("ENRICHER_CLUSTER_PASSWORD"),
+                api_key=text("ENRICHER_CLUSTER_API_KEY"),
+                ca_certs=text("ENRICHER_CLUSTER_CA_CERTS"),
+                verify_certs=True if verify is None else verify,
+                request_timeout=float(integer("ENRICHER_CLUSTER_TIMEOUT", 30, minimum=1)),
+            )
+
+        return cls(
+            rules=paths("ENRICHER_RULES"),
+            include_default_rule=flag("ENRICHER_DEFAULT_RULE"),
+            field_mappings=paths("ENRICHER_FIELD_MAPPING"),
+            alerts_file=Path(text("ENRICHER_ALERTS_FILE", "enricher-alerts.ndjson")),
+            dead_letter_file=Path(text("ENRICHER_DEAD_LETTER_FILE", "enricher-dead-letter.ndjson")),
+            cluster=cluster,
+            host=text("ENRICHER_HOST", "127.0.0.1"),
+            port=integer("ENRICHER_PORT", 8080, minimum=0),
+            workers=integer("ENRICHER_WORKERS", 1, minimum=1),
+            max_body_bytes=integer("ENRICHER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024),
+            retry_after_seconds=integer("ENRICHER_RETRY_AFTER", 5, minimum=1),
+            log_level=text("ENRICHER_LOG_LEVEL", "info").lower(),
+        )

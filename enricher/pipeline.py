@@ -1,0 +1,138 @@
+"""The one path every input takes: decoded events -> match -> alert documents -> sink.
+
+The HTTP routes and ``enricher scan`` only translate their wire format into a
+list of events and call ``Pipeline.process``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from enricher.alerts import AlertBuilder
+from enricher.config import Settings
+from enricher.decode import DeadLetter
+from enricher.detector import Detector
+from enricher.rules.fieldmap import FieldMapping
+from enricher.rules.loader import RuleSet, load_rules
+from enricher.sinks.base import AlertSink
+from enricher.sinks.cluster import ClusterSink
+from enricher.sinks.file import FileSink
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    matches: int = 0
+    alerts_written: int = 0
+    alerts_duplicate: int = 0
+    alerts_failed: int = 0
+    dead_letters: int = 0
+    matches_by_rule: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "matches": self.matches,
+            "alerts_written": self.alerts_written,
+            "alerts_duplicate": self.alerts_duplicate,
+            "alerts_failed": self.alerts_failed,
+            "dead_letters": self.dead_letters,
+        }
+
+    def add(self, other: BatchResult) -> None:
+        self.events += other.events
+        self.matches += other.matches
+        self.alerts_written += other.alerts_written
+        self.alerts_duplicate += other.alerts_duplicate
+        self.alerts_failed += other.alerts_failed
+        self.dead_letters += other.dead_letters
+        for rule_id, count in other.matches_by_rule.items():
+            self.matches_by_rule[rule_id] = self.matches_by_rule.get(rule_id, 0) + count
+
+
+class Pipeline:
+    def __init__(self, detector: Detector, sink: AlertSink) -> None:
+        self.detector = detector
+        self.sink = sink
+        self.builder = AlertBuilder(detector.mapping)
+
+    def match(self, events: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], BatchResult]:
+        """Match a batch and build its alerts; CPU only, no I/O."""
+        result = BatchResult(events=len(events))
+        alerts: list[dict[str, Any]] = []
+        now = datetime.now(timezone.utc)
+        match = self.detector.match
+        build = self.builder.build
+        for event in events:
+            for rule in match(event):
+                alerts.append(build(event, rule, now))
+                result.matches_by_rule[rule.id] = result.matches_by_rule.get(rule.id, 0) + 1
+        result.matches = len(alerts)
+        return alerts, result
+
+    async def process(
+        self, events: list[Mapping[str, Any]], dead_letters: list[DeadLetter] = (), source: str = "ingest"
+    ) -> BatchResult:
+        """Match, build and store one batch; returns only after the sink took everything.
+
+        Raises ``SinkUnavailable`` when the sink cannot take the batch, so the
+        caller can tell the sender to retry the whole batch. Alert ids are
+        deterministic, so that retry adds no second alert.
+        """
+        alerts, result = self.match(events)
+        records = [dead_letter_record(letter, source) for letter in dead_letters]
+        if alerts:
+            written = await self.sink.write(alerts)
+            result.alerts_written = written.written
+            result.alerts_duplicate = written.duplicates
+            result.alerts_failed = written.failed
+            if written.errors:
+                failed_ids = {error["id"] for error in written.errors}
+                records.extend(
+                    rejected_alert_record(alert, written.errors, source)
+                    for alert in alerts
+                    if alert["event"]["id"] in failed_ids
+                )
+        if records:
+            await self.sink.write_dead_letters(records)
+        result.dead_letters = len(dead_letters)
+        return result
+
+
+def dead_letter_record(letter: DeadLetter, source: str) -> dict[str, Any]:
+    return {
+        "@timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "event": {"kind": "pipeline_error", "original": letter.raw},
+        "error": {"message": letter.reason, "type": "invalid_input"},
+        "enricher": {"input": source, "position": letter.position},
+    }
+
+
+def rejected_alert_record(alert: dict[str, Any], errors: list[dict[str, Any]], source: str) -> dict[str, Any]:
+    error = next(item for item in errors if item["id"] == alert["event"]["id"])
+    return {
+        "@timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "event": {"kind": "pipeline_error", "original": orjson.dumps(alert).decode()},
+        "error": {"message": str(error.get("error")), "type": "alert_rejected"},
+        "enricher": {"input": source, "position": f"alert {alert['event']['id']}"},
+    }
+
+
+def build_detector(settings: Settings) -> Detector:
+    mapping = FieldMapping.load(settings.field_mappings)
+    rule_set: RuleSet = load_rules(settings.rules, mapping, settings.include_default_rule)
+    return Detector(rule_set, mapping)
+
+
+def build_sink(settings: Settings) -> AlertSink:
+    if settings.cluster is not None:
+        return ClusterSink(settings.cluster)
+    return FileSink(settings.alerts_file, settings.dead_letter_file)

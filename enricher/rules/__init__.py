@@ -1,0 +1,1 @@
+"""Sigma rules: loading with pySigma, field mapping and compilation to predicates."""

@@ -1,0 +1,350 @@
+"""Compile parsed pySigma rules into Python predicates.
+
+A predicate takes an ``EventContext`` and returns whether the rule's condition
+holds. Each rule is compiled once at load; evaluation never touches pySigma
+objects. Semantics follow the Sigma specification 2.x: case-insensitive
+strings, ``*``/``?`` wildcards, value lists OR-linked (AND with ``all``), maps
+AND-linked, lists of maps OR-linked, and a missing field makes every positive
+test false, so ``not`` over it is true.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionIdentifier,
+    ConditionItem,
+    ConditionNOT,
+    ConditionOR,
+    ConditionSelector,
+)
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.types import (
+    SigmaBool,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaQueryExpression,
+    SigmaRegularExpression,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+)
+
+from enricher.fields import MISSING, iter_strings
+from enricher.rules import values as value_matchers
+from enricher.rules.fieldmap import FieldMapping
+from enricher.rules.values import UnsupportedValue, ValueMatcher, text_of
+
+Predicate = Callable[["EventContext"], bool]
+
+
+class EventContext:
+    """One event with its resolved Sigma fields cached, shared by every rule that runs on it."""
+
+    __slots__ = ("event", "_mapping", "_values", "_strings")
+
+    def __init__(self, event: Mapping[str, Any], mapping: FieldMapping) -> None:
+        self.event = event
+        self._mapping = mapping
+        self._values: dict[str, list[Any] | tuple[()]] = {}
+        self._strings: list[str] | None = None
+
+    def values(self, sigma_field: str) -> list[Any] | tuple[()]:
+        """Return the values of a Sigma field, or ``MISSING``."""
+        cached = self._values.get(sigma_field)
+        if cached is None:
+            cached = self._mapping.resolver(sigma_field)(self.event)
+            self._values[sigma_field] = cached
+        return cached
+
+    def strings(self) -> list[str]:
+        """Return every string value of the event, for keyword detections."""
+        if self._strings is None:
+            self._strings = list(iter_strings(self.event))
+        return self._strings
+
+
+class RuleCompileError(ValueError):
+    """A rule that parsed but cannot be evaluated exactly."""
+
+
+def compile_rule(rule: SigmaRule) -> Predicate:
+    """Compile the rule's condition (all conditions OR-linked) into one predicate."""
+    conditions = rule.detection.condition
+    if not conditions:
+        raise RuleCompileError("the rule has no condition")
+    detections = rule.detection.detections
+    compiled: dict[str, Predicate] = {}
+
+    def detection_predicate(name: str) -> Predicate:
+        if name not in compiled:
+            if name not in detections:
+                raise RuleCompileError(f"condition names detection {name!r}, which is not defined")
+            compiled[name] = _compile_detection(detections[name])
+        return compiled[name]
+
+    predicates = []
+    for condition in rule.detection.parsed_condition:
+        tree = condition.parse(postprocess=False)
+        predicates.append(_compile_condition(tree, detection_predicate, list(detections)))
+    return _any_of(predicates)
+
+
+def _compile_condition(
+    node: Any,
+    detection_predicate: Callable[[str], Predicate],
+    names: list[str],
+) -> Predicate:
+    if isinstance(node, ConditionIdentifier):
+        return detection_predicate(node.identifier)
+    if isinstance(node, ConditionSelector):
+        selected = _select(node.pattern, names)
+        if not selected:
+            raise RuleCompileError(f"'{node.args[0]} of {node.pattern}' matches no detection")
+        parts = [detection_predicate(name) for name in selected]
+        return _all_of(parts) if node.cond_class is ConditionAND else _any_of(parts)
+    if isinstance(node, ConditionNOT):
+        inner = _compile_condition(node.args[0], detection_predicate, names)
+        return lambda context: not inner(context)
+    if isinstance(node, (ConditionAND, ConditionOR)):
+        parts = [_compile_condition(arg, detection_predicate, names) for arg in node.args]
+        return _all_of(parts) if isinstance(node, ConditionAND) else _any_of(parts)
+    if isinstance(node, ConditionItem):
+        raise RuleCompileError(f"unsupported condition element {type(node).__name__}")
+    raise RuleCompileError(f"unsupported condition element {node!r}")
+
+
+def _select(pattern: str, names: list[str]) -> list[str]:
+    # As in pySigma 1.x: "them" and patterns not starting with "_" skip
+    # detections whose name starts with "_".
+    if pattern == "them":
+        return [name for name in names if not name.startswith("_")]
+    prefix_only = pattern.endswith("*") and "*" not in pattern[:-1]
+    selected = []
+    for name in names:
+        if name.startswith("_") and not pattern.startswith("_"):
+            continue
+        if prefix_only and name.startswith(pattern[:-1]):
+            selected.append(name)
+        elif not prefix_only and _wildcard_fullmatch(pattern, name):
+            selected.append(name)
+    return selected
+
+
+def _wildcard_fullmatch(pattern: str, name: str) -> bool:
+    # Selector patterns contain only letters, digits, "_" and "*".
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _compile_detection(detection: SigmaDetection) -> Predicate:
+    parts = []
+    for item in detection.detection_items:
+        if isinstance(item, SigmaDetection):
+            parts.append(_compile_detection(item))
+        else:
+            parts.append(_compile_item(item))
+    return _all_of(parts) if detection.item_linking is ConditionAND else _any_of(parts)
+
+
+def _compile_item(item: SigmaDetectionItem) -> Predicate:
+    if item.field is None:
+        predicate = _compile_keywords(item)
+    else:
+        predicate = _compile_field_item(item)
+    if item.negated:
+        inner = predicate
+        return lambda context: not inner(context)
+    return predicate
+
+
+def _compile_keywords(item: SigmaDetectionItem) -> Predicate:
+    # A keyword is searched in every string value of the event. A plain value
+    # without wildcards matches as a substring, as pySigma's Lucene backend
+    # converts unbound values to *value*.
+    matchers = []
+    for value in _flatten(item.value):
+        if isinstance(value, SigmaString) and not isinstance(value, SigmaExpansion):
+            if not value.startswith(SpecialChars.WILDCARD_MULTI):
+                value = SpecialChars.WILDCARD_MULTI + value
+            if not value.endswith(SpecialChars.WILDCARD_MULTI):
+                value = value + SpecialChars.WILDCARD_MULTI
+        matchers.append(_value_matcher(value, None))
+    link_all = item.value_linking is ConditionAND
+
+    def match(context: EventContext) -> bool:
+        strings = context.strings()
+        if link_all:
+            return all(matcher(strings) for matcher in matchers)
+        return any(matcher(strings) for matcher in matchers)
+
+    return match
+
+
+def _compile_field_item(item: SigmaDetectionItem) -> Predicate:
+    field = item.field
+    if not item.value:
+        # pySigma turns an empty value list into a null check.
+        return _null_predicate(field)
+
+    groups: list[list[Any]] = []
+    for value in item.value:
+        group = value.values if isinstance(value, SigmaExpansion) else [value]
+        groups.append(list(_flatten(group)))
+
+    special = [value for group in groups for value in group if isinstance(value, (SigmaNull, SigmaExists))]
+    if special:
+        if len(groups) != 1 or len(groups[0]) != 1:
+            raise RuleCompileError(f"field {field!r}: null and exists cannot be combined with other values")
+        value = special[0]
+        if isinstance(value, SigmaNull):
+            return _null_predicate(field)
+        return _exists_predicate(field, bool(value))
+
+    # Values an expansion produced (windash, base64offset) are OR-linked even
+    # under "all", as pySigma's SigmaExpansion defines.
+    group_matchers = [_any_value([_value_matcher(value, field) for value in group]) for group in groups]
+    link_all = item.value_linking is ConditionAND
+
+    if len(group_matchers) == 1:
+        only = group_matchers[0]
+
+        def match_one(context: EventContext) -> bool:
+            found = context.values(field)
+            if found is MISSING:
+                return False
+            return only(found, context)
+
+        return match_one
+
+    def match(context: EventContext) -> bool:
+        found = context.values(field)
+        if found is MISSING:
+            return False
+        if link_all:
+            return all(matcher(found, context) for matcher in group_matchers)
+        return any(matcher(found, context) for matcher in group_matchers)
+
+    return match
+
+
+ContextMatcher = Callable[[list[Any], EventContext], bool]
+
+
+def _any_value(matchers: list[ContextMatcher]) -> ContextMatcher:
+    if len(matchers) == 1:
+        return matchers[0]
+    return lambda found, context: any(matcher(found, context) for matcher in matchers)
+
+
+def _flatten(values: list[Any]) -> list[Any]:
+    flat = []
+    for value in values:
+        if isinstance(value, SigmaExpansion):
+            flat.extend(_flatten(value.values))
+        else:
+            flat.append(value)
+    return flat
+
+
+def _value_matcher(value: Any, field: str | None) -> ContextMatcher:
+    if isinstance(value, SigmaFieldReference):
+        return _field_reference_matcher(value)
+    matcher = _plain_value_matcher(value, field)
+    return lambda found, context: matcher(found)
+
+
+def _plain_value_matcher(value: Any, field: str | None) -> ValueMatcher:
+    try:
+        if isinstance(value, SigmaString):
+            return value_matchers.string_matcher(value)
+        if isinstance(value, SigmaTimestampPart):
+            return value_matchers.timestamp_part_matcher(value)
+        if isinstance(value, SigmaBool):
+            return value_matchers.bool_matcher(value)
+        if isinstance(value, SigmaNumber):
+            return value_matchers.number_matcher(value)
+        if isinstance(value, SigmaRegularExpression):
+            return value_matchers.regex_matcher(value)
+        if isinstance(value, SigmaCIDRExpression):
+            return value_matchers.cidr_matcher(value)
+        if isinstance(value, SigmaCompareExpression):
+            return value_matchers.compare_matcher(value)
+    except UnsupportedValue as error:
+        raise RuleCompileError(f"field {field!r}: {error}") from error
+    if isinstance(value, SigmaQueryExpression):
+        raise RuleCompileError(f"field {field!r}: query expressions are backend-specific")
+    raise RuleCompileError(f"field {field!r}: unsupported value type {type(value).__name__}")
+
+
+def _field_reference_matcher(reference: SigmaFieldReference) -> ContextMatcher:
+    other = reference.field
+    starts, ends = reference.starts_with, reference.ends_with
+
+    def compare(text: str, target: str) -> bool:
+        if starts and ends:
+            return target in text
+        if starts:
+            return text.startswith(target)
+        if ends:
+            return text.endswith(target)
+        return text == target
+
+    def match(found: list[Any], context: EventContext) -> bool:
+        targets = context.values(other)
+        if targets is MISSING:
+            return False
+        target_texts = [text.casefold() for text in map(text_of, targets) if text is not None]
+        for item in found:
+            text = text_of(item)
+            if text is None:
+                continue
+            folded = text.casefold()
+            if any(compare(folded, target) for target in target_texts):
+                return True
+        return False
+
+    return match
+
+
+def _null_predicate(field: str) -> Predicate:
+    def match(context: EventContext) -> bool:
+        found = context.values(field)
+        return found is MISSING or all(item is None for item in found)
+
+    return match
+
+
+def _exists_predicate(field: str, expected: bool) -> Predicate:
+    def match(context: EventContext) -> bool:
+        found = context.values(field)
+        present = found is not MISSING and any(item is not None for item in found)
+        return present is expected
+
+    return match
+
+
+def _all_of(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda context: first(context) and second(context)
+    return lambda context: all(part(context) for part in parts)
+
+
+def _any_of(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda context: first(context) or second(context)
+    return lambda context: any(part(context) for part in parts)

@@ -1,0 +1,217 @@
+"""Load Sigma rules from files, folders and the bundled default, and compile them.
+
+A rule that cannot be used is reported with its file and the reason; the
+other rules still load.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sigma.collection import SigmaCollection
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+
+from enricher.attack import threat_from_tags
+from enricher.rules.compiler import Predicate, RuleCompileError, compile_rule
+from enricher.rules.fieldmap import FieldMapping
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_RULE_FILE = "proc_creation_win_wmi_backdoor_exchange_transport_agent.yml"
+RULE_SUFFIXES = (".yml", ".yaml")
+SIGMA_RULES_LICENSE = "DRL-1.1"
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A Sigma rule ready to run, with the fields alerts copy from it."""
+
+    id: str
+    title: str
+    predicate: Predicate
+    source: str
+    level: str | None
+    status: str | None
+    logsource: dict[str, str]
+    alert_rule: dict[str, Any]
+    alert_sigma: dict[str, Any]
+    threat: dict[str, Any] | None
+    tags: list[str]
+
+
+@dataclass(frozen=True)
+class RuleError:
+    """A rule file, or one rule in it, that could not be used."""
+
+    source: str
+    reason: str
+    rule_id: str | None = None
+
+
+@dataclass
+class RuleSet:
+    rules: list[CompiledRule] = field(default_factory=list)
+    errors: list[RuleError] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def bundled_rule_path() -> Path:
+    return Path(str(resources.files("enricher.rules").joinpath("bundled", BUNDLED_RULE_FILE)))
+
+
+def load_rules(
+    paths: Iterable[str | Path] = (),
+    mapping: FieldMapping | None = None,
+    include_default: bool | None = None,
+) -> RuleSet:
+    """Load and compile rules from ``paths`` (files or folders, searched recursively).
+
+    With no paths the bundled default rule loads. ``include_default`` forces it
+    in or out.
+    """
+    mapping = mapping or FieldMapping.default()
+    paths = [Path(path) for path in paths]
+    if include_default is None:
+        include_default = not paths
+
+    files: list[Path] = []
+    result = RuleSet()
+    if include_default:
+        files.append(bundled_rule_path())
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            result.errors.append(RuleError(str(path), "no such file or folder"))
+
+    seen_ids: dict[str, str] = {}
+    for file in files:
+        result.sources.append(str(file))
+        for rule_or_error in _load_file(file, mapping):
+            if isinstance(rule_or_error, RuleError):
+                result.errors.append(rule_or_error)
+                continue
+            earlier = seen_ids.get(rule_or_error.id)
+            if earlier is not None:
+                result.errors.append(
+                    RuleError(str(file), f"duplicate rule id, already loaded from {earlier}", rule_or_error.id)
+                )
+                continue
+            seen_ids[rule_or_error.id] = str(file)
+            result.rules.append(rule_or_error)
+
+    for error in result.errors:
+        logger.warning("rule not loaded: %s%s: %s", error.source, f" ({error.rule_id})" if error.rule_id else "", error.reason)
+    logger.info("loaded %d Sigma rules from %d files, %d rejected", len(result.rules), len(files), len(result.errors))
+    return result
+
+
+def _load_file(file: Path, mapping: FieldMapping) -> list[CompiledRule | RuleError]:
+    source = str(file)
+    try:
+        text = file.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        return [RuleError(source, f"cannot read file: {error}")]
+    try:
+        collection = SigmaCollection.from_yaml(text, collect_errors=True)
+    except (SigmaError, ValueError) as error:
+        return [RuleError(source, f"invalid Sigma YAML: {error}")]
+
+    loaded: list[CompiledRule | RuleError] = []
+    for rule in collection.rules:
+        rule_id = str(rule.id) if getattr(rule, "id", None) else None
+        if not isinstance(rule, SigmaRule):
+            loaded.append(RuleError(source, f"{type(rule).__name__} is not supported, only detection rules", rule_id))
+            continue
+        if rule.errors:
+            reasons = "; ".join(_error_text(error) for error in rule.errors)
+            loaded.append(RuleError(source, reasons, rule_id))
+            continue
+        if rule_id is None:
+            loaded.append(RuleError(source, "the rule has no id", None))
+            continue
+        try:
+            predicate = compile_rule(rule)
+        except (RuleCompileError, SigmaError) as error:
+            loaded.append(RuleError(source, _error_text(error), rule_id))
+            continue
+        loaded.append(_compiled(rule, rule_id, predicate, source))
+    if not loaded:
+        loaded.append(RuleError(source, "the file contains no Sigma rule"))
+    return loaded
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error)
+    # pySigma appends the location, which the report already names.
+    return text.split(" in ", 1)[0] if isinstance(error, SigmaError) and " in " in text else text
+
+
+def _compiled(rule: SigmaRule, rule_id: str, predicate: Predicate, source: str) -> CompiledRule:
+    tags = [str(tag) for tag in rule.tags]
+    logsource = {
+        key: value
+        for key, value in (
+            ("category", rule.logsource.category),
+            ("product", rule.logsource.product),
+            ("service", rule.logsource.service),
+        )
+        if value
+    }
+    authors = [author.strip() for author in (rule.author or "").split(",") if author.strip()]
+    modified = rule.modified or rule.date
+    references = list(rule.references or [])
+    alert_rule: dict[str, Any] = {
+        "id": rule_id,
+        "uuid": rule_id,
+        "name": rule.title,
+        "description": rule.description or "",
+        "author": authors,
+        "ruleset": "sigma",
+        "category": logsource.get("category") or logsource.get("service") or logsource.get("product", ""),
+        "license": SIGMA_RULES_LICENSE,
+    }
+    if references:
+        alert_rule["reference"] = references[0]
+    if modified:
+        alert_rule["version"] = _date_text(modified)
+    level = rule.level.name.lower() if rule.level else None
+    status = rule.status.name.lower() if rule.status else None
+    alert_sigma: dict[str, Any] = {
+        "level": level,
+        "status": status,
+        "references": references,
+        "tags": tags,
+        "logsource": logsource,
+        "falsepositives": list(rule.falsepositives or []),
+    }
+    if rule.date:
+        alert_sigma["date"] = _date_text(rule.date)
+    if rule.modified:
+        alert_sigma["modified"] = _date_text(rule.modified)
+    return CompiledRule(
+        id=rule_id,
+        title=rule.title,
+        predicate=predicate,
+        source=source,
+        level=level,
+        status=status,
+        logsource=logsource,
+        alert_rule=alert_rule,
+        alert_sigma={key: value for key, value in alert_sigma.items() if value not in (None, [], {})},
+        threat=threat_from_tags(tags, rule_id),
+        tags=tags,
+    )
+
+
+def _date_text(value: date | str) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)
