@@ -82,6 +82,7 @@ select_engine() {
             ENGINE_HTTP_PORT=$OPENSEARCH_HTTP_PORT
             ENGINE_TRANSPORT_PORT=$OPENSEARCH_TRANSPORT_PORT
             ENGINE_ENV_PREFIX=OPENSEARCH  # OPENSEARCH_JAVA_HOME, OPENSEARCH_JAVA_OPTS, ...
+            ENGINE_HOME_PROPERTY=opensearch.path.home
             ENGINE_URL_VARIABLE=ENRICHER_TEST_OPENSEARCH_URL
             ;;
         elasticsearch)
@@ -92,6 +93,7 @@ select_engine() {
             ENGINE_HTTP_PORT=$ELASTICSEARCH_HTTP_PORT
             ENGINE_TRANSPORT_PORT=$ELASTICSEARCH_TRANSPORT_PORT
             ENGINE_ENV_PREFIX=ES  # ES_JAVA_HOME, ES_JAVA_OPTS, ...
+            ENGINE_HOME_PROPERTY=es.path.home
             ENGINE_URL_VARIABLE=ENRICHER_TEST_ELASTICSEARCH_URL
             ;;
         *)
@@ -233,18 +235,35 @@ fetch_distribution() {
     echo "$unpacked"
 }
 
-# Print the pid of the selected engine if its pid file names a live process
-# of this engine copy; return 1 otherwise.
-running_pid() {
-    local pid
-    [[ -r $ENGINE_PID_FILE ]] || return 1
-    pid=$(tr -dc '0-9' <"$ENGINE_PID_FILE")
-    [[ -n $pid ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # The pid may have been reused after a crash, so check that the process
-    # runs from this engine copy before trusting or signalling it.
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$ENGINE_HOME" || return 1
-    echo "$pid"
+# Print, one a line, the pids of the JVMs that run from this engine copy, and
+# return 1 if there are none. A JVM is matched by its exact
+# -D<engine>.path.home=<copy> argument. The pid file alone is not enough
+# because the engine writes it only some seconds into bootstrap, and a pid in
+# a stale pid file may belong to another process by now.
+engine_pids() {
+    local marker="-D$ENGINE_HOME_PROPERTY=$ENGINE_HOME"
+    local cmdline argument found=1
+
+    for cmdline in /proc/[0-9]*/cmdline; do
+        # The process may exit between the glob and the read.
+        while IFS= read -r -d '' argument; do
+            if [[ $argument == "$marker" ]]; then
+                cmdline=${cmdline#/proc/}
+                echo "${cmdline%/cmdline}"
+                found=0
+                break
+            fi
+        done 2>/dev/null <"$cmdline" || true
+    done
+    return "$found"
+}
+
+# Print the pids of the selected engine on one line; return 1 if it has none.
+running_pids() {
+    local -a pids
+    mapfile -t pids < <(engine_pids)
+    ((${#pids[@]} > 0)) || return 1
+    echo "${pids[*]}"
 }
 
 http_answers() {
@@ -263,11 +282,11 @@ show_log_tail() {
 
 # Copy the distribution into the run directory and launch it as a daemon.
 launch_engine() {
-    local distribution pid remaining
+    local distribution pids remaining launcher_status
     local -a settings user_prefix
 
-    if pid=$(running_pid); then
-        log "$ENGINE_LABEL is already running (pid $pid)"
+    if pids=$(running_pids); then
+        log "$ENGINE_LABEL is already running (pid $pids)"
         return
     fi
     if http_answers; then
@@ -316,7 +335,8 @@ launch_engine() {
     # an inherited stdout pipe would keep a caller's "$(... start)" waiting.
     # Elasticsearch's launcher waits until the node has started; the
     # OpenSearch launcher returns once the JVM runs.
-    if ! (cd "$ENGINE_DIR" && timeout "$remaining" "${user_prefix[@]}" env -i \
+    launcher_status=0
+    (cd "$ENGINE_DIR" && timeout "$remaining" "${user_prefix[@]}" env -i \
         PATH=/usr/bin:/bin \
         HOME="$ENGINE_DIR" \
         LANG=C.UTF-8 \
@@ -324,10 +344,14 @@ launch_engine() {
         "${ENGINE_ENV_PREFIX}_JAVA_OPTS=-Xms$HEAP -Xmx$HEAP" \
         "${ENGINE_ENV_PREFIX}_TMPDIR=$ENGINE_DIR/tmp" \
         "$ENGINE_HOME/bin/$ENGINE_NAME" -d -p "$ENGINE_PID_FILE" "${settings[@]}") \
-        >"$ENGINE_LAUNCHER_LOG" 2>&1 </dev/null; then
+        >"$ENGINE_LAUNCHER_LOG" 2>&1 </dev/null || launcher_status=$?
+    if ((launcher_status != 0)); then
         show_log_tail
         stop_engine
-        die "$ENGINE_LABEL launcher failed; see $ENGINE_LAUNCHER_LOG and $ENGINE_DIR/logs"
+        if ((launcher_status == 124)); then
+            die "$ENGINE_LABEL launcher timed out after $remaining s; raise ENRICHER_ENGINE_START_TIMEOUT or see $ENGINE_DIR/logs"
+        fi
+        die "$ENGINE_LABEL launcher exited with status $launcher_status; see $ENGINE_LAUNCHER_LOG and $ENGINE_DIR/logs"
     fi
     LAUNCHED_ENGINES+=("$ENGINE_NAME")
 }
@@ -343,9 +367,10 @@ wait_for_engine() {
             log "$ENGINE_LABEL is ready on $ENGINE_URL, $SECONDS s after this script started"
             return 0
         fi
-        # The pid file appears a moment after the OpenSearch launcher returns,
-        # so a missing process counts as an exit only after a grace period.
-        if ! running_pid >/dev/null && ((SECONDS - started > 15)); then
+        # The OpenSearch launcher returns once its background shell exists,
+        # which may be before that shell has exec'd the JVM, so a missing JVM
+        # counts as an exit only after a few seconds.
+        if ! engine_pids >/dev/null && ((SECONDS - started > 5)); then
             show_log_tail
             die "$ENGINE_LABEL exited during start-up; see $ENGINE_DIR/logs"
         fi
@@ -356,30 +381,43 @@ wait_for_engine() {
     die "$ENGINE_LABEL did not reach yellow health on $ENGINE_URL within $START_TIMEOUT s of launching; raise ENRICHER_ENGINE_START_TIMEOUT or see $ENGINE_DIR/logs"
 }
 
-# Send SIGTERM to the selected engine, then SIGKILL after STOP_TIMEOUT seconds.
+any_alive() {
+    local pid
+    for pid in "$@"; do
+        kill -0 "$pid" 2>/dev/null && return 0
+    done
+    return 1
+}
+
+# Wait until none of the given pids is alive or $1 seconds have passed.
+wait_for_exit() {
+    local deadline=$((SECONDS + $1))
+    shift
+    while any_alive "$@" && ((SECONDS < deadline)); do
+        sleep 1
+    done
+}
+
+# Send SIGTERM to the JVMs of the selected engine, then SIGKILL to any that is
+# still alive after STOP_TIMEOUT seconds.
 stop_engine() {
-    local pid deadline
-    if ! pid=$(running_pid); then
+    local -a pids
+    mapfile -t pids < <(engine_pids)
+    if ((${#pids[@]} == 0)); then
         log "$ENGINE_LABEL is not running"
         rm -f "$ENGINE_PID_FILE"
         return 0
     fi
 
-    log "stopping $ENGINE_LABEL (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$ENGINE_LABEL (pid $pid) still running after $STOP_TIMEOUT s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + 10))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            sleep 1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            die "$ENGINE_LABEL (pid $pid) survived SIGKILL"
+    log "stopping $ENGINE_LABEL (pid ${pids[*]})"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait_for_exit "$STOP_TIMEOUT" "${pids[@]}"
+    if any_alive "${pids[@]}"; then
+        log "$ENGINE_LABEL (pid ${pids[*]}) still running $STOP_TIMEOUT s after SIGTERM; sending SIGKILL"
+        kill -KILL "${pids[@]}" 2>/dev/null || true
+        wait_for_exit 10 "${pids[@]}"
+        if any_alive "${pids[@]}"; then
+            die "$ENGINE_LABEL (pid ${pids[*]}) is still running after SIGKILL"
         fi
     fi
     rm -f "$ENGINE_PID_FILE"
@@ -387,11 +425,11 @@ stop_engine() {
 }
 
 status_engine() {
-    local pid health
-    if pid=$(running_pid); then
+    local pids health
+    if pids=$(running_pids); then
         health=$(curl -sS --connect-timeout 2 --max-time 5 "$ENGINE_URL/_cluster/health" 2>/dev/null |
-            sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')
-        echo "$ENGINE_NAME: running, pid $pid, $ENGINE_URL, health ${health:-unreachable}"
+            sed -n 's/.*"status":"\([a-z]*\)".*/\1/p') || true
+        echo "$ENGINE_NAME: running, pid $pids, $ENGINE_URL, health ${health:-unreachable}"
     else
         echo "$ENGINE_NAME: stopped"
     fi
@@ -439,7 +477,7 @@ main() {
             # the start-up deadline begins.
             for engine in "${engines[@]}"; do
                 select_engine "$engine"
-                running_pid >/dev/null || fetch_distribution >/dev/null
+                engine_pids >/dev/null || fetch_distribution >/dev/null
             done
 
             START_DEADLINE=$((SECONDS + START_TIMEOUT))

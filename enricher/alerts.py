@@ -71,6 +71,21 @@ def _first_text(event: Mapping[str, Any], paths: tuple[str, ...]) -> str | None:
     return None
 
 
+def event_timestamp(event: Mapping[str, Any]) -> str | None:
+    """Return when the event happened: ``@timestamp``, else the Windows record's own time.
+
+    Flat Sysmon and Security records carry ``TimeCreated`` (ISO 8601) or
+    Sysmon's ``UtcTime`` ("2021-03-14 01:40:13.412", UTC).
+    """
+    timestamp = _first_text(event, ("@timestamp", "TimeCreated", "winlog.time_created", "event.created"))
+    if timestamp is not None:
+        return timestamp
+    utc_time = _first_text(event, ("UtcTime", "winlog.event_data.UtcTime"))
+    if utc_time is not None and len(utc_time) >= 19:
+        return utc_time.replace(" ", "T", 1) + "Z"
+    return None
+
+
 class AlertBuilder:
     """Turns matches into alert documents; holds no per-event state."""
 
@@ -81,7 +96,7 @@ class AlertBuilder:
         now = now or datetime.now(timezone.utc)
         document_id = alert_id(rule.id, event)
         created = now.isoformat().replace("+00:00", "Z")
-        timestamp = _first_text(event, ("@timestamp",)) or created
+        timestamp = event_timestamp(event) or created
 
         alert: dict[str, Any] = {
             "@timestamp": timestamp,

@@ -6,8 +6,10 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
+
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 
 from enricher import __version__
 from enricher.config import Settings
@@ -16,6 +18,15 @@ from enricher.pipeline import Pipeline, build_detector, build_sink
 from enricher.sinks.base import SinkUnavailable
 
 logger = logging.getLogger(__name__)
+
+
+class JSONResponse(Response):
+    """Compact JSON encoded with orjson; some shippers parse responses as text and expect no spaces."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await sink.close()
         logger.info("enricher stopped")
 
-    app = FastAPI(title="enricher", version=__version__, lifespan=lifespan, default_response_class=ORJSONResponse)
+    app = FastAPI(title="enricher", version=__version__, lifespan=lifespan, default_response_class=JSONResponse)
     app.state.settings = settings
 
     @app.post("/ingest")
@@ -54,11 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             data = inflate(body, request.headers.get("content-encoding"), settings.max_body_bytes)
             decoded = decode_body(data)
         except UnsupportedEncoding as error:
-            return ORJSONResponse({"error": str(error)}, status_code=415)
+            return JSONResponse({"error": str(error)}, status_code=415)
         except BodyTooLarge as error:
-            return ORJSONResponse({"error": str(error)}, status_code=413)
+            return JSONResponse({"error": str(error)}, status_code=413)
         except BodyError as error:
-            return ORJSONResponse({"error": str(error), "position": error.position}, status_code=400)
+            return JSONResponse({"error": str(error), "position": error.position}, status_code=400)
 
         if not await _ensure_sink(request.app):
             return _unavailable(settings, f"alert sink {pipeline.sink.description} is not available")
@@ -72,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if decoded.dead_letters:
             content["dead_letter_positions"] = [letter.position for letter in decoded.dead_letters]
             logger.warning("kept %d invalid elements of a batch as dead letters", len(decoded.dead_letters))
-        return ORJSONResponse(content)
+        return JSONResponse(content)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -90,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "sink": pipeline.sink.description,
             "sink_reachable": sink_ready,
         }
-        return ORJSONResponse(content, status_code=200 if ready else 503)
+        return JSONResponse(content, status_code=200 if ready else 503)
 
     return app
 
@@ -110,7 +121,7 @@ async def _ensure_sink(app: FastAPI) -> bool:
 
 
 def _unavailable(settings: Settings, message: str) -> Response:
-    return ORJSONResponse(
+    return JSONResponse(
         {"error": message},
         status_code=503,
         headers={"Retry-After": str(settings.retry_after_seconds)},

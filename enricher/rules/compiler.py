@@ -183,8 +183,8 @@ def _compile_keywords(item: SigmaDetectionItem) -> Predicate:
     def match(context: EventContext) -> bool:
         strings = context.strings()
         if link_all:
-            return all(matcher(strings) for matcher in matchers)
-        return any(matcher(strings) for matcher in matchers)
+            return all(matcher(strings, context) for matcher in matchers)
+        return any(matcher(strings, context) for matcher in matchers)
 
     return match
 
