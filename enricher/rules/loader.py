@@ -123,8 +123,13 @@ def _load_file(file: Path, mapping: FieldMapping) -> list[CompiledRule | RuleErr
         return [RuleError(source, f"cannot read file: {error}")]
     try:
         collection = SigmaCollection.from_yaml(text, collect_errors=True)
-    except (SigmaError, ValueError) as error:
-        return [RuleError(source, f"invalid Sigma YAML: {error}")]
+    except SigmaError as error:
+        return [RuleError(source, f"invalid Sigma rule: {_error_text(error)}")]
+    except Exception as error:  # noqa: BLE001
+        # pySigma raises plain Python errors on some malformed files (an
+        # integer id, a list where a map belongs); one bad file must not stop
+        # the others from loading.
+        return [RuleError(source, f"invalid Sigma rule: {type(error).__name__}: {error}")]
 
     loaded: list[CompiledRule | RuleError] = []
     for rule in collection.rules:
