@@ -31,9 +31,9 @@
 #                                  report yellow cluster health [180]
 #   ENRICHER_ENGINE_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL [60]
 #
-# Elasticsearch 9.5.4 is the newest 9.x integ-test-zip that Maven Central
-# served when these defaults were set (9.5.5 and 9.5.6 were not published).
-# OpenSearch 3.9.0 was not published either, so the default is 3.8.0.
+# Maven Central returned "not found" for the integ-test-zip of OpenSearch 3.9.0
+# and of Elasticsearch 9.5.6, 9.5.5 and 9.3.0 when these defaults were chosen,
+# so the defaults are 3.8.0 and 9.5.4, the versions that resolved and started.
 
 set -euo pipefail
 umask 022
@@ -53,8 +53,8 @@ readonly STOP_TIMEOUT=${ENRICHER_ENGINE_STOP_TIMEOUT:-60}
 
 readonly HOST=127.0.0.1
 readonly MIN_JAVA_MAJOR=21
-# dependency:copy accepts -Dartifact only from plugin 3.1 on, and Maven 3.8
-# defaults to an older plugin, so the version is pinned.
+# Pinned so that fetching does not depend on the plugin version that the
+# installed Maven picks by default.
 readonly DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.6.1
 readonly ALL_ENGINES=(opensearch elasticsearch)
 
@@ -108,13 +108,23 @@ select_engine() {
     ENGINE_URL=http://$HOST:$ENGINE_HTTP_PORT
 }
 
+# Reject value $2 of environment variable $1 unless it is a whole number.
+check_whole_number() {
+    [[ $2 =~ ^[0-9]+$ ]] || die "$1 must be a whole number, got '$2'"
+}
+
+check_port() {
+    check_whole_number "$1" "$2"
+    ((10#$2 >= 1 && 10#$2 <= 65535)) || die "$1 must be a port number from 1 to 65535, got '$2'"
+}
+
 check_settings() {
-    local name value
-    for name in OPENSEARCH_HTTP_PORT OPENSEARCH_TRANSPORT_PORT ELASTICSEARCH_HTTP_PORT \
-        ELASTICSEARCH_TRANSPORT_PORT START_TIMEOUT STOP_TIMEOUT; do
-        value=${!name}
-        [[ $value =~ ^[0-9]+$ ]] || die "ENRICHER_$name must be a whole number, got '$value'"
-    done
+    check_port ENRICHER_OPENSEARCH_HTTP_PORT "$OPENSEARCH_HTTP_PORT"
+    check_port ENRICHER_OPENSEARCH_TRANSPORT_PORT "$OPENSEARCH_TRANSPORT_PORT"
+    check_port ENRICHER_ELASTICSEARCH_HTTP_PORT "$ELASTICSEARCH_HTTP_PORT"
+    check_port ENRICHER_ELASTICSEARCH_TRANSPORT_PORT "$ELASTICSEARCH_TRANSPORT_PORT"
+    check_whole_number ENRICHER_ENGINE_START_TIMEOUT "$START_TIMEOUT"
+    check_whole_number ENRICHER_ENGINE_STOP_TIMEOUT "$STOP_TIMEOUT"
     [[ $HEAP =~ ^[0-9]+[kKmMgG]$ ]] || die "ENRICHER_ENGINE_HEAP must look like 512m or 1g, got '$HEAP'"
     [[ $RUN_DIR == /* ]] || die "ENRICHER_ENGINE_RUN must be an absolute path, got '$RUN_DIR'"
     [[ $CACHE_DIR == /* ]] || die "ENRICHER_ENGINE_CACHE must be an absolute path, got '$CACHE_DIR'"
@@ -146,6 +156,7 @@ find_java() {
         ((major >= MIN_JAVA_MAJOR)) ||
             die "ENRICHER_ENGINE_JAVA_HOME=$ENRICHER_ENGINE_JAVA_HOME is Java $major; the engines need Java $MIN_JAVA_MAJOR or newer"
         ENGINE_JAVA_HOME=$ENRICHER_ENGINE_JAVA_HOME
+        log "using Java $major from $ENGINE_JAVA_HOME"
         return
     fi
 
@@ -163,7 +174,7 @@ find_java() {
     log "using Java $best_major from $ENGINE_JAVA_HOME"
 }
 
-# Create the non-root account for the engines; both refuse to run as root.
+# Create the non-root account for the engines, because both refuse to run as root.
 ensure_engine_user() {
     is_root || return 0
     if ! id -u "$ENGINE_USER" >/dev/null 2>&1; then
@@ -174,7 +185,7 @@ ensure_engine_user() {
     fi
 }
 
-# Print, one word a line, the command prefix that runs a command as the engine
+# Print, one word per line, the command prefix that runs a command as the engine
 # user: runuser when this script runs as root, nothing otherwise.
 engine_user_prefix() {
     if is_root; then
@@ -224,8 +235,9 @@ fetch_distribution() {
         die "$artifact has no $ENGINE_NAME-$ENGINE_VERSION/bin/$ENGINE_NAME"
     fi
 
-    # A rename within one directory is atomic, so a concurrent start sees
-    # either no distribution or a complete one. mv -T fails instead of moving
+    # The staging directory is inside the cache, so this is a rename within
+    # one file system, which is atomic. A concurrent start finds either no
+    # distribution or a complete one. mv -T fails instead of moving
     # into a directory that a concurrent start created first.
     mv -T "$staging/unpacked/$ENGINE_NAME-$ENGINE_VERSION" "$unpacked" 2>/dev/null ||
         [[ -x $unpacked/bin/$ENGINE_NAME ]] ||
@@ -235,7 +247,7 @@ fetch_distribution() {
     echo "$unpacked"
 }
 
-# Print, one a line, the pids of the JVMs that run from this engine copy, and
+# Print, one per line, the pids of the JVMs that run from this engine copy, and
 # return 1 if there are none. A JVM is matched by its exact
 # -D<engine>.path.home=<copy> argument. The pid file alone is not enough
 # because the engine writes it only some seconds into bootstrap, and a pid in
@@ -258,7 +270,7 @@ engine_pids() {
     return "$found"
 }
 
-# Print the pids of the selected engine on one line; return 1 if it has none.
+# Print the pids of the selected engine on one line, or return 1 if it has none.
 running_pids() {
     local -a pids
     mapfile -t pids < <(engine_pids)
@@ -266,7 +278,7 @@ running_pids() {
     echo "${pids[*]}"
 }
 
-http_answers() {
+http_responds() {
     curl -sS -o /dev/null --connect-timeout 2 --max-time 5 "$ENGINE_URL/" 2>/dev/null
 }
 
@@ -289,8 +301,8 @@ launch_engine() {
         log "$ENGINE_LABEL is already running (pid $pids)"
         return
     fi
-    if http_answers; then
-        die "$ENGINE_URL already answers but no $ENGINE_LABEL started by this script runs there; stop that process or set ENRICHER_${ENGINE_NAME^^}_HTTP_PORT"
+    if http_responds; then
+        die "$ENGINE_URL already responds, but no $ENGINE_LABEL started by this script runs there; stop that process or set ENRICHER_${ENGINE_NAME^^}_HTTP_PORT"
     fi
 
     distribution=$(fetch_distribution)
@@ -315,12 +327,13 @@ launch_engine() {
         -E "path.data=$ENGINE_DIR/data"
         -E "path.logs=$ENGINE_DIR/logs"
     )
-    # The Elasticsearch 9.5 integ-test-zip ships the x-pack-core and
+    # The Elasticsearch 9.5.4 integ-test-zip ships the x-pack-core and
     # x-pack-security modules. Without this setting its launcher auto-configures
-    # security on the first start (TLS and password authentication), and it
-    # also writes cluster.state.encryption.* keystore entries that this
-    # distribution then rejects as unknown secure settings, so the node exits.
-    # Distributions without the module reject xpack.* settings as unknown.
+    # security when it starts on an empty node (TLS and password
+    # authentication), and it also writes cluster.state.encryption.* keystore
+    # entries that this distribution then rejects as unknown secure settings,
+    # so the node exits. The setting is passed only when the module exists
+    # because a node rejects any setting that no loaded module registers.
     if [[ -d $ENGINE_HOME/modules/x-pack-security ]]; then
         settings+=(-E xpack.security.enabled=false)
     fi
@@ -362,7 +375,8 @@ wait_for_engine() {
     local started=$SECONDS
 
     while ((SECONDS < START_DEADLINE)); do
-        # Health returns 408 until the status is reached, which curl -f fails on.
+        # The health API returns 408 until the status is reached, and curl -f
+        # treats that as a failure.
         if curl -fsS -o /dev/null --connect-timeout 2 --max-time 5 "$health_url" 2>/dev/null; then
             log "$ENGINE_LABEL is ready on $ENGINE_URL, $SECONDS s after this script started"
             return 0
@@ -435,8 +449,8 @@ status_engine() {
     fi
 }
 
-# Engines that this `start` launched; an EXIT trap stops them if start fails,
-# so a failed start leaves no engine running. Engines that were already
+# Engines that this `start` launched. If the start fails, an EXIT trap stops
+# them, so a failed start leaves no engine running. Engines that were already
 # running before the start are left alone.
 LAUNCHED_ENGINES=()
 

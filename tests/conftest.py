@@ -211,3 +211,14 @@ def engine(request: pytest.FixtureRequest, engine_urls: dict[str, str]) -> tuple
     if name not in engine_urls:
         missing_resource(f"no {name} test node URL")
     return name, engine_urls[name]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: every engine and data file must be there."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not IN_CI or reporter is None:
+        return
+    skipped = reporter.stats.get("skipped", [])
+    if skipped:
+        reporter.write_line(f"CI: {len(skipped)} tests were skipped; failing the run", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -72,8 +72,15 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
 
 
 async def probe_engine(settings: ClusterSettings) -> EngineInfo:
-    """Read ``GET /`` with opensearch-py, which does no product check, to pick the client."""
+    """Read the engine's distribution and version with opensearch-py, which does no product check.
+
+    ``GET /`` names the distribution. Elasticsearch builds without the module
+    that serves ``GET /`` (its integ-test distribution) answer 405 there, so
+    the version then comes from ``GET /_nodes/_local``; OpenSearch always
+    serves ``GET /``.
+    """
     from opensearchpy import AsyncOpenSearch
+    from opensearchpy.exceptions import TransportError as OpenSearchTransportError
 
     options = settings.client_options()
     auth: dict[str, Any] = {}
@@ -88,13 +95,24 @@ async def probe_engine(settings: ClusterSettings) -> EngineInfo:
         **options,
     )
     try:
-        info = await client.info()
+        try:
+            info = await client.info()
+        except OpenSearchTransportError as error:
+            if error.status_code not in (404, 405):
+                raise
+            nodes = await client.transport.perform_request(
+                "GET", "/_nodes/_local", params={"filter_path": "nodes.*.version"}
+            )
+            version = next(iter(nodes["nodes"].values()))["version"]
+            return EngineInfo(distribution="elasticsearch", version=version)
     except _unavailable_errors() as error:
         raise SinkUnavailable(f"cannot reach {settings.url}: {error}") from error
     finally:
         await client.close()
-    version = info.get("version", {})
-    return EngineInfo(distribution=version.get("distribution", "elasticsearch"), version=version.get("number", "0"))
+    version_info = info.get("version", {})
+    return EngineInfo(
+        distribution=version_info.get("distribution", "elasticsearch"), version=version_info.get("number", "0")
+    )
 
 
 class ClusterSink:
@@ -262,10 +280,12 @@ class ClusterSink:
     async def ping(self) -> bool:
         if self._client is None:
             return False
+        # Cluster health rather than HEAD /, which not every build serves.
         try:
-            return bool(await self._client.ping())
+            await self._client.cluster.health()
         except _unavailable_errors():
             return False
+        return True
 
     async def close(self) -> None:
         if self._client is not None:
