@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.info(
             "enricher %s started: %d rules, sink %s", __version__, len(detector.rules), sink.description
         )
+        _install_reload_signal(app, settings)
         yield
         await sink.close()
         logger.info("enricher stopped")
@@ -85,6 +88,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning("kept %d invalid elements of a batch as dead letters", len(decoded.dead_letters))
         return JSONResponse(content)
 
+    @app.get("/rules")
+    async def list_rules(request: Request) -> Response:
+        """List the loaded rules with the matches this worker process has counted since it loaded them."""
+        detector = request.app.state.pipeline.detector
+        rules = [
+            {
+                "id": rule.id,
+                "title": rule.title,
+                "level": rule.level,
+                "status": rule.status,
+                "logsource": rule.logsource,
+                "source": rule.source,
+                "matches": detector.match_counts.get(rule.id, 0),
+            }
+            for rule in detector.rules
+        ]
+        errors = [
+            {"source": error.source, "rule_id": error.rule_id, "reason": error.reason}
+            for error in detector.rule_set.errors
+        ]
+        return JSONResponse({"rules": rules, "rejected": errors})
+
+    @app.post("/rules/reload")
+    async def reload_rules(request: Request) -> Response:
+        """Load the configured rules again and swap them in; on failure the current rules stay."""
+        outcome = await reload_detector(request.app, settings)
+        return JSONResponse(outcome, status_code=200 if outcome["reloaded"] else 422)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -104,6 +135,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(content, status_code=200 if ready else 503)
 
     return app
+
+
+async def reload_detector(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """Build a new rule set and swap it in atomically, unless it fails to load.
+
+    A reload fails when loading raises, when no rule loads, or when a rule is
+    rejected that was not already rejected in the current set; the current
+    set then stays in use and the errors are returned.
+    """
+    pipeline: Pipeline = app.state.pipeline
+    current = pipeline.detector
+    try:
+        candidate = await asyncio.to_thread(build_detector, settings)
+    except (ValueError, OSError) as error:
+        logger.error("rule reload failed, keeping %d rules: %s", len(current.rules), error)
+        return {"reloaded": False, "rules": len(current.rules), "errors": [str(error)]}
+
+    known = {(error.source, error.rule_id, error.reason) for error in current.rule_set.errors}
+    new_errors = [error for error in candidate.rule_set.errors if (error.source, error.rule_id, error.reason) not in known]
+    if not candidate.rules or new_errors:
+        reasons = [f"{error.source}: {error.reason}" for error in new_errors] or ["no rule loaded"]
+        logger.error("rule reload failed, keeping %d rules: %s", len(current.rules), "; ".join(reasons))
+        return {"reloaded": False, "rules": len(current.rules), "errors": reasons}
+
+    # One attribute assignment: a batch in flight keeps the detector it started with.
+    pipeline.detector = candidate
+    logger.info("rules reloaded: %d rules, %d rejected", len(candidate.rules), len(candidate.rule_set.errors))
+    return {"reloaded": True, "rules": len(candidate.rules), "errors": [error.reason for error in candidate.rule_set.errors]}
+
+
+def _install_reload_signal(app: FastAPI, settings: Settings) -> None:
+    """Reload rules on SIGHUP in this process."""
+    loop = asyncio.get_running_loop()
+
+    def on_hangup() -> None:
+        logger.info("SIGHUP received: reloading rules")
+        loop.create_task(reload_detector(app, settings))
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    except (NotImplementedError, RuntimeError, ValueError) as error:
+        # Not the main thread (the test client) or a platform without SIGHUP.
+        logger.debug("SIGHUP reload not installed: %s", error)
 
 
 async def _ensure_sink(app: FastAPI) -> bool:

@@ -19,6 +19,9 @@ from enricher import __version__
 from enricher.config import Settings, SettingsError
 from enricher.decode import BodyError, Decoded, decode_body, decode_ndjson
 from enricher.pipeline import BatchResult, Pipeline, build_detector, build_sink
+from enricher.rules.fieldmap import FieldMappingError
+from enricher.rules.loader import PlaceholderConfigError, load_placeholders, load_rules
+from enricher.rules.logsource import LogsourceConfigError, LogsourceTable
 from enricher.sinks.base import SinkUnavailable, WriteResult
 from enricher.sinks.cluster import ClusterConfigError, ClusterSink
 
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.handler(args, settings)
-    except (ClusterConfigError, SettingsError) as error:
+    except (ClusterConfigError, SettingsError, FieldMappingError, LogsourceConfigError, PlaceholderConfigError) as error:
         print(f"enricher: {error}", file=sys.stderr)
         return 2
 
@@ -79,6 +82,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="extra Sigma field mapping YAML applied over the built-in one. Env: ENRICHER_FIELD_MAPPING.",
     )
+    common.add_argument(
+        "--placeholders",
+        metavar="FILE",
+        help="YAML with the values of %%name%% placeholders for the expand modifier. Env: ENRICHER_PLACEHOLDERS.",
+    )
+    common.add_argument(
+        "--logsources",
+        action="append",
+        metavar="FILE",
+        help="extra log-source conditions YAML, tried before the built-in table. Env: ENRICHER_LOGSOURCES.",
+    )
+    common.add_argument(
+        "--no-logsource-gating",
+        action="store_true",
+        help="run every rule on every event, whatever its log source. Env: ENRICHER_LOGSOURCE_GATING=false.",
+    )
     common.add_argument("--cluster-url", metavar="URL", help="Elasticsearch or OpenSearch URL. Env: ENRICHER_CLUSTER_URL.")
     common.add_argument("--alerts-index", metavar="NAME", help="alerts index or alias (default enricher-alerts). Env: ENRICHER_ALERTS_INDEX.")
     common.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="Env: ENRICHER_LOG_LEVEL.")
@@ -99,6 +118,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     scan.set_defaults(handler=_scan)
 
+    rules = commands.add_parser("rules", help="rule tooling")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser(
+        "check",
+        parents=[common],
+        help="load rules and print, per file, loaded or rejected with the reason; exit 1 when any is rejected",
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH", help="Sigma rule file or folder")
+    check.set_defaults(handler=_rules_check)
+
     setup = commands.add_parser("setup", parents=[common], help="install the alerts index template on the cluster")
     setup.set_defaults(handler=_setup)
     return parser
@@ -114,6 +143,11 @@ _FLAG_ENV = {
     "workers": "ENRICHER_WORKERS",
     "alerts_file": "ENRICHER_ALERTS_FILE",
 }
+_PATH_FLAG_ENV = {
+    "rules": "ENRICHER_RULES",
+    "field_mapping": "ENRICHER_FIELD_MAPPING",
+    "logsources": "ENRICHER_LOGSOURCES",
+}
 
 
 def _export_flags(args: argparse.Namespace) -> None:
@@ -122,10 +156,14 @@ def _export_flags(args: argparse.Namespace) -> None:
         value = getattr(args, attribute, None)
         if value is not None:
             os.environ[variable] = str(value)
-    if getattr(args, "rules", None):
-        os.environ["ENRICHER_RULES"] = os.pathsep.join(str(Path(path).resolve()) for path in args.rules)
-    if getattr(args, "field_mapping", None):
-        os.environ["ENRICHER_FIELD_MAPPING"] = os.pathsep.join(str(Path(path).resolve()) for path in args.field_mapping)
+    for attribute, variable in _PATH_FLAG_ENV.items():
+        values = getattr(args, attribute, None)
+        if values:
+            os.environ[variable] = os.pathsep.join(str(Path(path).resolve()) for path in values)
+    if getattr(args, "placeholders", None):
+        os.environ["ENRICHER_PLACEHOLDERS"] = str(Path(args.placeholders).resolve())
+    if getattr(args, "no_logsource_gating", False):
+        os.environ["ENRICHER_LOGSOURCE_GATING"] = "false"
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -277,6 +315,31 @@ class _Prefixed:
 
     def close(self) -> None:
         self.stream.close()
+
+
+def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    placeholders = load_placeholders(settings.placeholders)
+    rule_set = load_rules(args.paths, include_default=False, placeholders=placeholders)
+    logsources = LogsourceTable.load(settings.logsource_files) if settings.logsource_gating else None
+    loaded_by_file: dict[str, list[str]] = {}
+    for rule in rule_set.rules:
+        loaded_by_file.setdefault(rule.source, []).append(rule.id)
+    errors_by_file: dict[str, list[str]] = {}
+    for error in rule_set.errors:
+        label = f"{error.rule_id}: {error.reason}" if error.rule_id else error.reason
+        errors_by_file.setdefault(error.source, []).append(label)
+
+    for source in rule_set.sources + [error.source for error in rule_set.errors if error.source not in rule_set.sources]:
+        for reason in errors_by_file.pop(source, []):
+            print(f"rejected  {source}  {reason}")
+        for rule_id in loaded_by_file.pop(source, []):
+            print(f"loaded    {source}  {rule_id}")
+    if logsources is not None:
+        detector_rules = [rule for rule in rule_set.rules if logsources.gate_for(rule.logsource) is None]
+        for rule in detector_rules:
+            print(f"note      {rule.source}  {rule.id}: no log-source condition for {rule.logsource}; runs on every event")
+    print(f"{len(rule_set.rules)} loaded, {len(rule_set.errors)} rejected", file=sys.stderr)
+    return 1 if rule_set.errors else 0
 
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,6 +25,9 @@ class Settings:
     rules: tuple[Path, ...] = ()
     include_default_rule: bool | None = None
     field_mappings: tuple[Path, ...] = ()
+    placeholders: Path | None = None
+    logsource_gating: bool = True
+    logsource_files: tuple[Path, ...] = ()
     alerts_file: Path = Path("enricher-alerts.ndjson")
     dead_letter_file: Path = Path("enricher-dead-letter.ndjson")
     cluster: ClusterSettings | None = None
@@ -92,6 +95,9 @@ class Settings:
             rules=paths("ENRICHER_RULES"),
             include_default_rule=flag("ENRICHER_DEFAULT_RULE"),
             field_mappings=paths("ENRICHER_FIELD_MAPPING"),
+            placeholders=Path(text("ENRICHER_PLACEHOLDERS")) if text("ENRICHER_PLACEHOLDERS") else None,
+            logsource_gating=flag("ENRICHER_LOGSOURCE_GATING") is not False,
+            logsource_files=paths("ENRICHER_LOGSOURCES"),
             alerts_file=Path(text("ENRICHER_ALERTS_FILE", "enricher-alerts.ndjson")),
             dead_letter_file=Path(text("ENRICHER_DEAD_LETTER_FILE", "enricher-dead-letter.ndjson")),
             cluster=cluster,

@@ -19,7 +19,8 @@ from enricher.config import Settings
 from enricher.decode import DeadLetter
 from enricher.detector import Detector
 from enricher.rules.fieldmap import FieldMapping
-from enricher.rules.loader import RuleSet, load_rules
+from enricher.rules.loader import load_placeholders, load_rules
+from enricher.rules.logsource import LogsourceTable
 from enricher.sinks.base import AlertSink
 from enricher.sinks.cluster import ClusterSink
 from enricher.sinks.file import FileSink
@@ -69,13 +70,18 @@ class Pipeline:
         result = BatchResult(events=len(events))
         alerts: list[dict[str, Any]] = []
         now = datetime.now(timezone.utc)
-        match = self.detector.match
+        detector = self.detector
+        if self.builder.mapping is not detector.mapping:
+            # A rule reload may bring a new field mapping.
+            self.builder = AlertBuilder(detector.mapping)
+        match = detector.match
         build = self.builder.build
         for event in events:
             for rule in match(event):
                 alerts.append(build(event, rule, now))
                 result.matches_by_rule[rule.id] = result.matches_by_rule.get(rule.id, 0) + 1
         result.matches = len(alerts)
+        detector.match_counts.update(result.matches_by_rule)
         return alerts, result
 
     async def process(
@@ -127,9 +133,16 @@ def rejected_alert_record(alert: dict[str, Any], errors: list[dict[str, Any]], s
 
 
 def build_detector(settings: Settings) -> Detector:
+    """Load the field mapping, log sources, placeholders and rules the settings name.
+
+    Raises ``FieldMappingError``, ``LogsourceConfigError`` or
+    ``PlaceholderConfigError`` for a configuration file that cannot be used.
+    """
     mapping = FieldMapping.load(settings.field_mappings)
-    rule_set: RuleSet = load_rules(settings.rules, mapping, settings.include_default_rule)
-    return Detector(rule_set, mapping)
+    logsources = LogsourceTable.load(settings.logsource_files) if settings.logsource_gating else None
+    placeholders = load_placeholders(settings.placeholders)
+    rule_set = load_rules(settings.rules, settings.include_default_rule, placeholders)
+    return Detector(rule_set, mapping, logsources)
 
 
 def build_sink(settings: Settings) -> AlertSink:

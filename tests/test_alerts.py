@@ -9,6 +9,7 @@ from enricher.attack import threat_from_tags
 from enricher.detector import Detector
 from enricher.rules.fieldmap import FieldMapping
 from enricher.rules.loader import load_rules
+from enricher.rules.logsource import LogsourceTable
 
 EVENT = {
     "@timestamp": "2021-03-14T01:40:13.412Z",
@@ -18,13 +19,14 @@ EVENT = {
         "executable": "C:\\Windows\\System32\\cmd.exe",
         "parent": {"executable": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Bin\\EdgeTransport.exe"},
     },
-    "winlog": {"computer_name": "MXS01", "channel": "Security", "record_id": "1234"},
+    "event": {"category": ["process"], "type": ["start"], "code": "4688"},
+    "winlog": {"computer_name": "MXS01", "channel": "Security", "event_id": "4688", "record_id": "1234"},
 }
 
 
 def build(event: dict) -> dict:
     mapping = FieldMapping.default()
-    detector = Detector(load_rules(), mapping)
+    detector = Detector(load_rules(), mapping, LogsourceTable.load())
     (rule,) = detector.match(event)
     return AlertBuilder(mapping).build(event, rule)
 

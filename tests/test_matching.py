@@ -12,6 +12,7 @@ from enricher.detector import Detector
 from enricher.rules.compiler import EventContext, compile_rule
 from enricher.rules.fieldmap import FieldMapping
 from enricher.rules.loader import load_rules
+from enricher.rules.logsource import LogsourceTable
 
 MAPPING = FieldMapping.default()
 
@@ -136,7 +137,7 @@ FIELD_SHAPES = [
 
 @pytest.mark.parametrize("event", [shape[1] for shape in FIELD_SHAPES], ids=[shape[0] for shape in FIELD_SHAPES])
 def test_default_rule_field_shapes(event: dict[str, Any]) -> None:
-    detector = Detector(load_rules(), MAPPING)
+    detector = Detector(load_rules(), MAPPING, LogsourceTable.load())
     assert [rule.id for rule in detector.match(event)] == ["797011dc-44f4-4e6f-9f10-a8ceefbe566b"]
 
 
@@ -163,7 +164,7 @@ def test_ecs_field_wins_over_raw() -> None:
     ],
 )
 def test_default_rule_filters(image: str, expected: bool) -> None:
-    detector = Detector(load_rules(), MAPPING)
+    detector = Detector(load_rules(), MAPPING, LogsourceTable.load())
     event = {"process": {"executable": image, "parent": {"executable": "C:\\Bin\\EdgeTransport.exe"}}}
     assert bool(detector.match(event)) is expected
 
@@ -171,5 +172,5 @@ def test_default_rule_filters(image: str, expected: bool) -> None:
 def test_default_rule_missing_image_still_matches() -> None:
     # 4688 events from older Windows have no parent; events without Image
     # still match when the parent matches, since both filters need Image.
-    detector = Detector(load_rules(), MAPPING)
+    detector = Detector(load_rules(), MAPPING, LogsourceTable.load())
     assert detector.match({"ParentImage": "C:\\Bin\\EdgeTransport.exe"})

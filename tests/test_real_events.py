@@ -12,6 +12,7 @@ from enricher.alerts import AlertBuilder
 from enricher.detector import Detector
 from enricher.rules.fieldmap import FieldMapping
 from enricher.rules.loader import load_rules
+from enricher.rules.logsource import LogsourceTable
 
 DEFAULT_RULE_ID = "797011dc-44f4-4e6f-9f10-a8ceefbe566b"
 CORPUS_FILES = {
@@ -23,7 +24,7 @@ CORPUS_FILES = {
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
-    return Detector(load_rules(), FieldMapping.default())
+    return Detector(load_rules(), FieldMapping.default(), LogsourceTable.load())
 
 
 @pytest.mark.parametrize("form", sorted(CORPUS_FILES))

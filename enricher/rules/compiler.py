@@ -11,7 +11,7 @@ test false, so ``not`` over it is true.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sigma.conditions import (
@@ -24,6 +24,7 @@ from sigma.conditions import (
 )
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import (
+    Placeholder,
     SigmaBool,
     SigmaCIDRExpression,
     SigmaCompareExpression,
@@ -77,8 +78,16 @@ class RuleCompileError(ValueError):
     """A rule that parsed but cannot be evaluated exactly."""
 
 
-def compile_rule(rule: SigmaRule) -> Predicate:
-    """Compile the rule's condition (all conditions OR-linked) into one predicate."""
+Placeholders = Mapping[str, list[str]]
+
+
+def compile_rule(rule: SigmaRule, placeholders: Placeholders | None = None) -> Predicate:
+    """Compile the rule's condition (all conditions OR-linked) into one predicate.
+
+    ``placeholders`` gives the values ``%name%`` expands to under the
+    ``expand`` modifier; each placeholder becomes an OR over its values.
+    """
+    placeholders = placeholders or {}
     conditions = rule.detection.condition
     if not conditions:
         raise RuleCompileError("the rule has no condition")
@@ -89,7 +98,7 @@ def compile_rule(rule: SigmaRule) -> Predicate:
         if name not in compiled:
             if name not in detections:
                 raise RuleCompileError(f"condition names detection {name!r}, which is not defined")
-            compiled[name] = _compile_detection(detections[name])
+            compiled[name] = _compile_detection(detections[name], placeholders)
         return compiled[name]
 
     predicates = []
@@ -145,34 +154,36 @@ def _wildcard_fullmatch(pattern: str, name: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
 
-def _compile_detection(detection: SigmaDetection) -> Predicate:
+def _compile_detection(detection: SigmaDetection, placeholders: Placeholders) -> Predicate:
     parts = []
     for item in detection.detection_items:
         if isinstance(item, SigmaDetection):
-            parts.append(_compile_detection(item))
+            parts.append(_compile_detection(item, placeholders))
         else:
-            parts.append(_compile_item(item))
+            parts.append(_compile_item(item, placeholders))
     return _all_of(parts) if detection.item_linking is ConditionAND else _any_of(parts)
 
 
-def _compile_item(item: SigmaDetectionItem) -> Predicate:
+def _compile_item(item: SigmaDetectionItem, placeholders: Placeholders) -> Predicate:
     if item.field is None:
-        predicate = _compile_keywords(item)
+        predicate = _compile_keywords(item, placeholders)
     else:
-        predicate = _compile_field_item(item)
+        predicate = _compile_field_item(item, placeholders)
     if item.negated:
+        # pySigma 1.x parses "neq" as a negated item, so a missing field
+        # satisfies it, as "not" over a missing field does.
         inner = predicate
         return lambda context: not inner(context)
     return predicate
 
 
-def _compile_keywords(item: SigmaDetectionItem) -> Predicate:
+def _compile_keywords(item: SigmaDetectionItem, placeholders: Placeholders) -> Predicate:
     # A keyword is searched in every string value of the event. A plain value
     # without wildcards matches as a substring, as pySigma's Lucene backend
     # converts unbound values to *value*.
     matchers = []
-    for value in _flatten(item.value):
-        if isinstance(value, SigmaString) and not isinstance(value, SigmaExpansion):
+    for value in _flatten(_expand_placeholders(item.value, placeholders, None)):
+        if isinstance(value, SigmaString):
             if not value.startswith(SpecialChars.WILDCARD_MULTI):
                 value = SpecialChars.WILDCARD_MULTI + value
             if not value.endswith(SpecialChars.WILDCARD_MULTI):
@@ -189,14 +200,14 @@ def _compile_keywords(item: SigmaDetectionItem) -> Predicate:
     return match
 
 
-def _compile_field_item(item: SigmaDetectionItem) -> Predicate:
+def _compile_field_item(item: SigmaDetectionItem, placeholders: Placeholders) -> Predicate:
     field = item.field
     if not item.value:
         # pySigma turns an empty value list into a null check.
         return _null_predicate(field)
 
     groups: list[list[Any]] = []
-    for value in item.value:
+    for value in _expand_placeholders(item.value, placeholders, field):
         group = value.values if isinstance(value, SigmaExpansion) else [value]
         groups.append(list(_flatten(group)))
 
@@ -243,6 +254,32 @@ def _any_value(matchers: list[ContextMatcher]) -> ContextMatcher:
     if len(matchers) == 1:
         return matchers[0]
     return lambda found, context: any(matcher(found, context) for matcher in matchers)
+
+
+def _expand_placeholders(values: list[Any], placeholders: Placeholders, field: str | None) -> list[Any]:
+    """Replace each string with placeholders by an expansion over the configured values."""
+    expanded: list[Any] = []
+    for value in values:
+        if isinstance(value, SigmaExpansion):
+            expanded.append(SigmaExpansion(_expand_placeholders(value.values, placeholders, field)))
+            continue
+        if isinstance(value, SigmaRegularExpression) and value.regexp.contains_placeholder():
+            raise RuleCompileError(f"field {field!r}: placeholders inside regular expressions are not supported")
+        if not isinstance(value, SigmaString) or not value.contains_placeholder():
+            expanded.append(value)
+            continue
+        for part in value.s:
+            if isinstance(part, Placeholder) and not placeholders.get(part.name):
+                raise RuleCompileError(
+                    f"field {field!r}: placeholder %{part.name}% has no value; "
+                    "define it in a placeholders file (--placeholders)"
+                )
+
+        def values_of(placeholder: Placeholder) -> Iterator[str]:
+            yield from placeholders[placeholder.name]
+
+        expanded.append(SigmaExpansion(list(value.replace_placeholders(values_of))))
+    return expanded
 
 
 def _flatten(values: list[Any]) -> list[Any]:

@@ -14,15 +14,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
+from sigma.modifiers import SigmaWideModifier, modifier_mapping, reverse_modifier_mapping
 from sigma.rule import SigmaRule
 
 from enricher.attack import threat_from_tags
-from enricher.rules.compiler import Predicate, RuleCompileError, compile_rule
-from enricher.rules.fieldmap import FieldMapping
+from enricher.rules.compiler import Placeholders, Predicate, RuleCompileError, compile_rule
 
 logger = logging.getLogger(__name__)
+
+# The Sigma specification names "utf16le" as an alias of "wide"; pySigma 1.x
+# lacks the alias and would reject such rules as using an unknown modifier.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
+reverse_modifier_mapping.setdefault(SigmaWideModifier.__name__, "wide")
 
 BUNDLED_RULE_FILE = "proc_creation_win_wmi_backdoor_exchange_transport_agent.yml"
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -66,17 +72,40 @@ def bundled_rule_path() -> Path:
     return Path(str(resources.files("enricher.rules").joinpath("bundled", BUNDLED_RULE_FILE)))
 
 
+class PlaceholderConfigError(ValueError):
+    """A placeholders file that cannot be used."""
+
+
+def load_placeholders(path: Path | None) -> dict[str, list[str]]:
+    """Read ``placeholders: {name: [value, ...]}`` from YAML; the values ``%name%`` expands to."""
+    if path is None:
+        return {}
+    try:
+        document = yaml.safe_load(Path(path).read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise PlaceholderConfigError(f"cannot read placeholders file {path}: {error}") from error
+    table = document.get("placeholders") if isinstance(document, dict) else None
+    if not isinstance(table, dict):
+        raise PlaceholderConfigError(f"placeholders file {path} needs a top-level 'placeholders' map")
+    placeholders = {}
+    for name, values in table.items():
+        values = values if isinstance(values, list) else [values]
+        if not values or not all(isinstance(value, (str, int)) for value in values):
+            raise PlaceholderConfigError(f"placeholder {name!r} in {path} needs a list of strings")
+        placeholders[str(name)] = [str(value) for value in values]
+    return placeholders
+
+
 def load_rules(
     paths: Iterable[str | Path] = (),
-    mapping: FieldMapping | None = None,
     include_default: bool | None = None,
+    placeholders: Placeholders | None = None,
 ) -> RuleSet:
     """Load and compile rules from ``paths`` (files or folders, searched recursively).
 
     With no paths the bundled default rule loads. ``include_default`` forces it
     in or out.
     """
-    mapping = mapping or FieldMapping.default()
     paths = [Path(path) for path in paths]
     if include_default is None:
         include_default = not paths
@@ -96,7 +125,7 @@ def load_rules(
     seen_ids: dict[str, str] = {}
     for file in files:
         result.sources.append(str(file))
-        for rule_or_error in _load_file(file, mapping):
+        for rule_or_error in _load_file(file, placeholders or {}):
             if isinstance(rule_or_error, RuleError):
                 result.errors.append(rule_or_error)
                 continue
@@ -115,7 +144,7 @@ def load_rules(
     return result
 
 
-def _load_file(file: Path, mapping: FieldMapping) -> list[CompiledRule | RuleError]:
+def _load_file(file: Path, placeholders: Placeholders) -> list[CompiledRule | RuleError]:
     source = str(file)
     try:
         text = file.read_text("utf-8")
@@ -145,7 +174,7 @@ def _load_file(file: Path, mapping: FieldMapping) -> list[CompiledRule | RuleErr
             loaded.append(RuleError(source, "the rule has no id", None))
             continue
         try:
-            predicate = compile_rule(rule)
+            predicate = compile_rule(rule, placeholders)
         except (RuleCompileError, SigmaError) as error:
             loaded.append(RuleError(source, _error_text(error), rule_id))
             continue

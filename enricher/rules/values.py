@@ -9,11 +9,14 @@ means.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import re2
+import regex
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -30,12 +33,10 @@ from sigma.types import (
     TimestampPart,
 )
 
-try:
-    import re2
-except ImportError:  # pragma: no cover - google-re2 is a declared dependency
-    re2 = None
 
 ValueMatcher = Callable[[list[Any]], bool]
+
+logger = logging.getLogger(__name__)
 
 
 class UnsupportedValue(ValueError):
@@ -59,15 +60,13 @@ def string_matcher(value: SigmaString) -> ValueMatcher:
     """Compile a Sigma string with wildcards into a matcher.
 
     Matching is case-insensitive (Unicode case folding) unless the value came
-    through the ``cased`` modifier.
+    through the ``cased`` modifier. Placeholders must be expanded before.
     """
     cased = isinstance(value, SigmaCasedString)
     parts: list[str | SpecialChars] = []
     for part in value.s:
         if isinstance(part, Placeholder):
-            raise UnsupportedValue(
-                f"placeholder %{part.name}% needs the expand modifier and a placeholder value"
-            )
+            raise UnsupportedValue(f"placeholder %{part.name}% was not expanded")
         if isinstance(part, str) and not cased:
             part = part.casefold()
         parts.append(part)
@@ -185,12 +184,18 @@ def bool_matcher(value: SigmaBool) -> ValueMatcher:
     return match
 
 
+REGEX_TIMEOUT_SECONDS = 0.05
+"""Time bound for one search with a pattern RE2 cannot run (backreferences, lookaround)."""
+
+
 def regex_matcher(value: SigmaRegularExpression) -> ValueMatcher:
     """Compile a ``re`` value; it searches anywhere in the value, like SigmaHQ rules expect.
 
     SigmaHQ rules anchor with ``^`` and ``$`` where they mean the whole value,
-    so an unanchored search is the reading that fits the corpus. RE2 runs in
-    linear time; patterns RE2 cannot compile are rejected at load.
+    so an unanchored search is the reading that fits the corpus. Patterns from
+    rules are untrusted input: RE2 runs them in time linear in the value. The
+    few it cannot compile run on the ``regex`` module with a time bound per
+    search; a search that times out counts as no match and is logged.
     """
     pattern = str(value.regexp)
     flags = ""
@@ -215,18 +220,34 @@ def regex_matcher(value: SigmaRegularExpression) -> ValueMatcher:
 
 
 def _compile_regex(pattern: str) -> Callable[[str], bool]:
-    if re2 is None:  # pragma: no cover
-        compiled = re.compile(pattern)
-        return lambda text: compiled.search(text) is not None
     options = re2.Options()
     options.log_errors = False
     try:
         compiled = re2.compile(pattern, options)
-    except re2.error as error:
-        raise UnsupportedValue(
-            f"regular expression {pattern!r} is not supported by the linear-time engine RE2: {error}"
-        ) from error
+    except re2.error:
+        return _bounded_regex(pattern)
     return lambda text: compiled.search(text) is not None
+
+
+def _bounded_regex(pattern: str) -> Callable[[str], bool]:
+    try:
+        compiled = regex.compile(pattern, regex.VERSION0)
+    except regex.error as error:
+        raise UnsupportedValue(f"invalid regular expression {pattern!r}: {error}") from error
+
+    def search(text: str) -> bool:
+        try:
+            return compiled.search(text, timeout=REGEX_TIMEOUT_SECONDS) is not None
+        except TimeoutError:
+            logger.warning(
+                "regular expression %r timed out after %s s on a value of %d characters; counted as no match",
+                pattern,
+                REGEX_TIMEOUT_SECONDS,
+                len(text),
+            )
+            return False
+
+    return search
 
 
 def cidr_matcher(value: SigmaCIDRExpression) -> ValueMatcher:
