@@ -22,6 +22,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionSelector,
 )
+from sigma.modifiers import SigmaBase64Modifier, SigmaBase64OffsetModifier, SigmaUTF16Modifier
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import (
     Placeholder,
@@ -165,6 +166,7 @@ def _compile_detection(detection: SigmaDetection, placeholders: Placeholders) ->
 
 
 def _compile_item(item: SigmaDetectionItem, placeholders: Placeholders) -> Predicate:
+    _check_modifiers(item)
     if item.field is None:
         predicate = _compile_keywords(item, placeholders)
     else:
@@ -175,6 +177,20 @@ def _compile_item(item: SigmaDetectionItem, placeholders: Placeholders) -> Predi
         inner = predicate
         return lambda context: not inner(context)
     return predicate
+
+
+def _check_modifiers(item: SigmaDetectionItem) -> None:
+    modifiers = list(item.modifiers)
+    if SigmaUTF16Modifier in modifiers:
+        after = modifiers[modifiers.index(SigmaUTF16Modifier) + 1 :]
+        if SigmaBase64Modifier in after or SigmaBase64OffsetModifier in after:
+            # pySigma 1.x writes the byte order mark as a character that its
+            # base64 modifier then encodes as UTF-8 (EF BB BF), not as the
+            # UTF-16 bytes FF FE the specification means.
+            raise RuleCompileError(
+                f"field {item.field!r}: utf16 followed by base64 is encoded wrongly by pySigma 1.x; "
+                "use wide (UTF-16LE without byte order mark) instead"
+            )
 
 
 def _compile_keywords(item: SigmaDetectionItem, placeholders: Placeholders) -> Predicate:
