@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from enricher.fields import MISSING, lookup
+from enricher.fields import MISSING, EventFields, lookup
 from enricher.rules.fieldmap import FieldMapping
 from enricher.rules.loader import CompiledRule
 
@@ -125,10 +125,11 @@ class AlertBuilder:
         return alert
 
     def _fill_ecs(self, alert: dict[str, Any], event: Mapping[str, Any]) -> None:
+        fields = EventFields(event)
         for ecs_path, sigma_field in _ECS_FROM_SIGMA:
             if lookup(alert, ecs_path) is not MISSING:
                 continue
-            values = self.mapping.resolver(sigma_field)(event)
+            values = self.mapping.resolver(sigma_field)(fields)
             value = next((item for item in values if item is not None and not isinstance(item, (dict, list))), None)
             if value is None:
                 continue
@@ -137,7 +138,7 @@ class AlertBuilder:
                 if value is None:
                     continue
             _set_path(alert, ecs_path, value)
-        user = self.mapping.resolver("User")(event)
+        user = self.mapping.resolver("User")(fields)
         if "user" not in alert and user is not MISSING:
             text = next((item for item in user if isinstance(item, str)), None)
             if text:

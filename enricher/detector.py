@@ -1,10 +1,21 @@
-"""Run compiled Sigma rules over events."""
+"""Run compiled Sigma rules over events, trying only the rules an event can match.
+
+Each rule carries groups of literals, and every matching event contains a
+literal of each group (see ``enricher.rules.prefilter``). The detector indexes
+the literals per Sigma field in an Aho-Corasick automaton, so per event it
+folds each indexed field once, scans it once, and runs only the rules all of
+whose groups were hit, plus the few rules without literals. The cost per event grows with the fields it has and the
+literals found, not with the number of rules loaded. ``indexed=False`` runs
+every rule on every event; tests compare both modes.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
+
+import ahocorasick
 
 from enricher.rules.compiler import EventContext
 from enricher.rules.fieldmap import FieldMapping
@@ -15,17 +26,52 @@ from enricher.rules.logsource import LogsourceGate, LogsourceTable
 class Detector:
     """An immutable set of compiled rules; reloading builds a new Detector and swaps it in."""
 
-    def __init__(self, rule_set: RuleSet, mapping: FieldMapping, logsources: LogsourceTable | None) -> None:
+    def __init__(
+        self,
+        rule_set: RuleSet,
+        mapping: FieldMapping,
+        logsources: LogsourceTable | None,
+        indexed: bool = True,
+    ) -> None:
         self.rule_set = rule_set
         self.rules = tuple(rule_set.rules)
         self.mapping = mapping
         self.gating = logsources is not None
+        self.indexed = indexed
         # One gate object per log source, shared by its rules, so each is
         # checked once per event.
         self.gates: tuple[LogsourceGate | None, ...] = tuple(
             logsources.gate_for(rule.logsource) if logsources is not None else None for rule in self.rules
         )
         self.match_counts: Counter[str] = Counter()
+        self._always = tuple(
+            position for position, rule in enumerate(self.rules) if not indexed or not rule.required_literals
+        )
+        self._group_rule: list[int] = []
+        self._rule_groups: dict[int, tuple[int, ...]] = {}
+        self._automata = self._build_automata() if indexed else ()
+
+    def _build_automata(self) -> tuple[tuple[str | None, ahocorasick.Automaton], ...]:
+        literals_by_field: dict[str | None, dict[str, set[int]]] = {}
+        selected = _select_groups(self.rules)
+        for position, rule_groups in enumerate(selected):
+            groups = []
+            for group in rule_groups:
+                group_id = len(self._group_rule)
+                self._group_rule.append(position)
+                groups.append(group_id)
+                for field, literal in group:
+                    literals_by_field.setdefault(field, {}).setdefault(literal, set()).add(group_id)
+            self._rule_groups[position] = tuple(groups)
+
+        automata = []
+        for field, literals in sorted(literals_by_field.items(), key=lambda item: item[0] or ""):
+            automaton = ahocorasick.Automaton()
+            for literal, group_ids in literals.items():
+                automaton.add_word(literal, tuple(sorted(group_ids)))
+            automaton.make_automaton()
+            automata.append((field, automaton))
+        return tuple(automata)
 
     def ungated_rules(self) -> list[CompiledRule]:
         """Return the rules that run on every event because no log-source entry covers them."""
@@ -33,18 +79,87 @@ class Detector:
             return []
         return [rule for rule, gate in zip(self.rules, self.gates) if gate is None]
 
+    def candidates(self, context: EventContext) -> list[int]:
+        """Return the positions of the rules that may match, in load order."""
+        if not self.indexed:
+            return list(self._always)
+        hit: set[int] = set()
+        for field, automaton in self._automata:
+            for text in context.folded(field):
+                for _end, groups in automaton.iter(text):
+                    hit.update(groups)
+        found = set(self._always)
+        group_rule = self._group_rule
+        rule_groups = self._rule_groups
+        for group in hit:
+            position = group_rule[group]
+            if position in found:
+                continue
+            for needed in rule_groups[position]:
+                if needed not in hit:
+                    break
+            else:
+                found.add(position)
+        return sorted(found)
+
     def match(self, event: Mapping[str, Any]) -> list[CompiledRule]:
         """Return the rules whose log source covers ``event`` and whose condition holds, in load order."""
         context = EventContext(event, self.mapping)
+        rules = self.rules
+        gates = self.gates
         gate_results: dict[str, bool] = {}
         matched = []
-        for rule, gate in zip(self.rules, self.gates):
+        for position in self.candidates(context):
+            gate = gates[position]
             if gate is not None:
                 allowed = gate_results.get(gate.key)
                 if allowed is None:
                     allowed = gate_results[gate.key] = gate.allows(event)
                 if not allowed:
                     continue
+            rule = rules[position]
             if rule.predicate(context):
                 matched.append(rule)
         return matched
+
+
+MIN_RULES_PER_FIELD = 10
+"""A field indexed for fewer rules costs a lookup per event for little selection."""
+
+SELECTIVE_LITERAL_LENGTH = 4
+"""Literals this long on a commonly indexed field let a rule skip its rarely indexed fields."""
+
+MIN_ASCII_LITERAL_LENGTH = 2
+"""Shorter ASCII literals (a lone backslash) hit many times per value.
+
+Single non-ASCII characters (emoji, homoglyphs) are rare in command lines."""
+
+def _has_common_literal(group: frozenset[tuple[str, str]]) -> bool:
+    return any(len(literal) < MIN_ASCII_LITERAL_LENGTH and literal.isascii() for _field, literal in group)
+
+
+def _select_groups(rules: tuple[CompiledRule, ...]) -> list[tuple[frozenset[tuple[str, str]], ...]]:
+    """Choose the literal groups to index per rule.
+
+    Any one group of a rule is enough for correctness, and every indexed
+    field costs a lookup per event. So a group with a one-character ASCII
+    literal, which hits many times per value, is dropped when the rule has
+    other groups, and a group on a field few rules use is dropped when the
+    rule has a selective group on a commonly used field.
+    """
+    usable = []
+    for rule in rules:
+        groups = rule.required_literals
+        usable.append(tuple(group for group in groups if not _has_common_literal(group)) or groups)
+
+    rules_per_field: Counter[str] = Counter()
+    for groups in usable:
+        rules_per_field.update({field for group in groups for field, _literal in group})
+    common = {field for field, count in rules_per_field.items() if count >= MIN_RULES_PER_FIELD}
+
+    selected = []
+    for groups in usable:
+        on_common = tuple(group for group in groups if all(field in common for field, _literal in group))
+        selective = any(min(len(literal) for _field, literal in group) >= SELECTIVE_LITERAL_LENGTH for group in on_common)
+        selected.append(on_common if selective else groups)
+    return selected

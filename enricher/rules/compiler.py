@@ -27,6 +27,7 @@ from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import (
     Placeholder,
     SigmaBool,
+    SigmaCasedString,
     SigmaCIDRExpression,
     SigmaCompareExpression,
     SigmaExists,
@@ -41,7 +42,7 @@ from sigma.types import (
     SpecialChars,
 )
 
-from enricher.fields import MISSING, iter_strings
+from enricher.fields import MISSING, EventFields
 from enricher.rules import values as value_matchers
 from enricher.rules.fieldmap import FieldMapping
 from enricher.rules.values import UnsupportedValue, ValueMatcher, text_of
@@ -52,27 +53,54 @@ Predicate = Callable[["EventContext"], bool]
 class EventContext:
     """One event with its resolved Sigma fields cached, shared by every rule that runs on it."""
 
-    __slots__ = ("event", "_mapping", "_values", "_strings")
+    __slots__ = ("event", "fields", "_mapping", "_values", "_folded")
 
     def __init__(self, event: Mapping[str, Any], mapping: FieldMapping) -> None:
         self.event = event
+        self.fields = EventFields(event)
         self._mapping = mapping
         self._values: dict[str, list[Any] | tuple[()]] = {}
-        self._strings: list[str] | None = None
+        self._folded: dict[str | None, list[str]] = {}
 
     def values(self, sigma_field: str) -> list[Any] | tuple[()]:
         """Return the values of a Sigma field, or ``MISSING``."""
         cached = self._values.get(sigma_field)
         if cached is None:
-            cached = self._mapping.resolver(sigma_field)(self.event)
+            cached = self._mapping.resolver(sigma_field)(self.fields)
             self._values[sigma_field] = cached
+        return cached
+
+    def folded(self, sigma_field: str | None) -> list[str]:
+        """Return the field's values as case-folded text.
+
+        ``None`` stands for keyword search: one text, every string of the
+        event case-folded and joined by newlines, so a literal is found with
+        one substring test. Case-insensitive Sigma matching folds each value
+        once per event here, not once per rule.
+        """
+        cached = self._folded.get(sigma_field)
+        if cached is None:
+            if sigma_field is None:
+                cached = ["\n".join(self.fields.strings()).casefold()]
+            else:
+                cached = [text.casefold() for text in map(text_of, self.values(sigma_field)) if text is not None]
+            self._folded[sigma_field] = cached
+        return cached
+
+    def folded_strings(self) -> list[str]:
+        """Return every string of the event, each case-folded, for keyword patterns that span wildcards."""
+        cached = self._folded.get(KEYWORD_STRINGS)
+        if cached is None:
+            cached = self._folded[KEYWORD_STRINGS] = [text.casefold() for text in self.fields.strings()]
         return cached
 
     def strings(self) -> list[str]:
         """Return every string value of the event, for keyword detections."""
-        if self._strings is None:
-            self._strings = list(iter_strings(self.event))
-        return self._strings
+        return self.fields.strings()
+
+
+KEYWORD_STRINGS = "\x00keyword strings"
+"""Cache key of ``EventContext.folded_strings``; no Sigma field has this name."""
 
 
 class RuleCompileError(ValueError):
@@ -117,7 +145,7 @@ def _compile_condition(
     if isinstance(node, ConditionIdentifier):
         return detection_predicate(node.identifier)
     if isinstance(node, ConditionSelector):
-        selected = _select(node.pattern, names)
+        selected = select_detections(node.pattern, names)
         if not selected:
             raise RuleCompileError(f"'{node.args[0]} of {node.pattern}' matches no detection")
         parts = [detection_predicate(name) for name in selected]
@@ -133,7 +161,7 @@ def _compile_condition(
     raise RuleCompileError(f"unsupported condition element {node!r}")
 
 
-def _select(pattern: str, names: list[str]) -> list[str]:
+def select_detections(pattern: str, names: list[str]) -> list[str]:
     # As in pySigma 1.x: "them" and patterns not starting with "_" skip
     # detections whose name starts with "_".
     if pattern == "them":
@@ -197,21 +225,25 @@ def _compile_keywords(item: SigmaDetectionItem, placeholders: Placeholders) -> P
     # A keyword is searched in every string value of the event. A plain value
     # without wildcards matches as a substring, as pySigma's Lucene backend
     # converts unbound values to *value*.
-    matchers = []
-    for value in _flatten(_expand_placeholders(item.value, placeholders, None)):
+    values = []
+    for value in _flatten(expand_placeholders(item.value, placeholders, None)):
         if isinstance(value, SigmaString):
             if not value.startswith(SpecialChars.WILDCARD_MULTI):
                 value = SpecialChars.WILDCARD_MULTI + value
             if not value.endswith(SpecialChars.WILDCARD_MULTI):
                 value = value + SpecialChars.WILDCARD_MULTI
-        matchers.append(_value_matcher(value, None))
-    link_all = item.value_linking is ConditionAND
+        values.append(value)
+    if item.value_linking is ConditionAND:
+        matchers = [_any_value_matcher([value], None) for value in values]
+    else:
+        matchers = [_any_value_matcher(values, None)]
 
     def match(context: EventContext) -> bool:
         strings = context.strings()
-        if link_all:
-            return all(matcher(strings, context) for matcher in matchers)
-        return any(matcher(strings, context) for matcher in matchers)
+        for matcher in matchers:
+            if not matcher(strings, context):
+                return False
+        return True
 
     return match
 
@@ -223,7 +255,7 @@ def _compile_field_item(item: SigmaDetectionItem, placeholders: Placeholders) ->
         return _null_predicate(field)
 
     groups: list[list[Any]] = []
-    for value in _expand_placeholders(item.value, placeholders, field):
+    for value in expand_placeholders(item.value, placeholders, field):
         group = value.values if isinstance(value, SigmaExpansion) else [value]
         groups.append(list(_flatten(group)))
 
@@ -238,8 +270,10 @@ def _compile_field_item(item: SigmaDetectionItem, placeholders: Placeholders) ->
 
     # Values an expansion produced (windash, base64offset) are OR-linked even
     # under "all", as pySigma's SigmaExpansion defines.
-    group_matchers = [_any_value([_value_matcher(value, field) for value in group]) for group in groups]
     link_all = item.value_linking is ConditionAND
+    if not link_all:
+        groups = [[value for group in groups for value in group]]
+    group_matchers = [_any_value_matcher(group, field) for group in groups]
 
     if len(group_matchers) == 1:
         only = group_matchers[0]
@@ -266,18 +300,69 @@ def _compile_field_item(item: SigmaDetectionItem, placeholders: Placeholders) ->
 ContextMatcher = Callable[[list[Any], EventContext], bool]
 
 
-def _any_value(matchers: list[ContextMatcher]) -> ContextMatcher:
-    if len(matchers) == 1:
-        return matchers[0]
-    return lambda found, context: any(matcher(found, context) for matcher in matchers)
+def _any_value_matcher(values: list[Any], field: str | None) -> ContextMatcher:
+    """Compile OR-linked values into one matcher.
+
+    Case-insensitive strings of the common shapes share one test per shape:
+    a set for equality and tuples for str.startswith and str.endswith, which
+    run in C, so a list of hundreds of image names costs one call per value.
+    """
+    equals: set[str] = set()
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    needles: list[str] = []
+    others: list[ContextMatcher] = []
+    for value in values:
+        shape = value_matchers.string_shape(value) if isinstance(value, SigmaString) else None
+        if shape is None:
+            others.append(_value_matcher(value, field))
+            continue
+        kind, literal = shape
+        if field is None and (kind != "contains" or "\n" in literal):
+            # Keywords test substrings of the joined event text; other
+            # shapes need the strings one by one.
+            others.append(_value_matcher(value, field))
+        elif kind == "equals":
+            equals.add(literal)
+        elif kind == "prefix":
+            prefixes.append(literal)
+        elif kind == "suffix":
+            suffixes.append(literal)
+        else:
+            needles.append(literal)
+
+    prefix_tuple = tuple(prefixes)
+    suffix_tuple = tuple(suffixes)
+    shaped = bool(equals or prefix_tuple or suffix_tuple or needles)
+
+    def match(found: list[Any], context: EventContext) -> bool:
+        if shaped:
+            for text in context.folded(field):
+                if text in equals:
+                    return True
+                if prefix_tuple and text.startswith(prefix_tuple):
+                    return True
+                if suffix_tuple and text.endswith(suffix_tuple):
+                    return True
+                for needle in needles:
+                    if needle in text:
+                        return True
+        for matcher in others:
+            if matcher(found, context):
+                return True
+        return False
+
+    if not shaped and len(others) == 1:
+        return others[0]
+    return match
 
 
-def _expand_placeholders(values: list[Any], placeholders: Placeholders, field: str | None) -> list[Any]:
+def expand_placeholders(values: list[Any], placeholders: Placeholders, field: str | None) -> list[Any]:
     """Replace each string with placeholders by an expansion over the configured values."""
     expanded: list[Any] = []
     for value in values:
         if isinstance(value, SigmaExpansion):
-            expanded.append(SigmaExpansion(_expand_placeholders(value.values, placeholders, field)))
+            expanded.append(SigmaExpansion(expand_placeholders(value.values, placeholders, field)))
             continue
         if isinstance(value, SigmaRegularExpression) and value.regexp.contains_placeholder():
             raise RuleCompileError(f"field {field!r}: placeholders inside regular expressions are not supported")
@@ -309,16 +394,46 @@ def _flatten(values: list[Any]) -> list[Any]:
 
 
 def _value_matcher(value: Any, field: str | None) -> ContextMatcher:
+    """Compile one value into a test of (field values, event context).
+
+    ``field`` None is a keyword value, tested against every string of the event.
+    """
     if isinstance(value, SigmaFieldReference):
         return _field_reference_matcher(value)
+    if isinstance(value, SigmaString):
+        return _string_matcher(value, field)
     matcher = _plain_value_matcher(value, field)
     return lambda found, context: matcher(found)
 
 
+def _string_matcher(value: SigmaString, field: str | None) -> ContextMatcher:
+    try:
+        test = value_matchers.string_test(value)
+    except UnsupportedValue as error:
+        raise RuleCompileError(f"field {field!r}: {error}") from error
+    if isinstance(value, SigmaCasedString):
+
+        def match_cased(found: list[Any], context: EventContext) -> bool:
+            for item in found:
+                text = text_of(item)
+                if text is not None and test(text):
+                    return True
+            return False
+
+        return match_cased
+
+    def match_folded(found: list[Any], context: EventContext) -> bool:
+        texts = context.folded(field) if field is not None else context.folded_strings()
+        for text in texts:
+            if test(text):
+                return True
+        return False
+
+    return match_folded
+
+
 def _plain_value_matcher(value: Any, field: str | None) -> ValueMatcher:
     try:
-        if isinstance(value, SigmaString):
-            return value_matchers.string_matcher(value)
         if isinstance(value, SigmaTimestampPart):
             return value_matchers.timestamp_part_matcher(value)
         if isinstance(value, SigmaBool):

@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from enricher.fields import MISSING, lookup
+from enricher.fields import MISSING, EventFields
 
-Resolver = Callable[[Mapping[str, Any]], "list[Any] | tuple[()]"]
+Resolver = Callable[[EventFields], "list[Any] | tuple[()]"]
 
 
 class FieldMappingError(ValueError):
@@ -101,7 +101,8 @@ def _check_source(source: Any, name: str, origin: str) -> None:
 
 def _source_function(source: Any) -> Resolver:
     if isinstance(source, str):
-        return lambda event: lookup(event, source)
+        parts = source.split(".")
+        return lambda fields: fields.lookup(source, parts)
     if "join" in source:
         return _join_function(source["join"], source.get("separator", ""))
     return _pairs_function(source["pairs"], source.get("separator", ","))
@@ -115,10 +116,12 @@ def _scalar_text(values: list[Any]) -> str | None:
 
 
 def _join_function(paths: list[str], separator: str) -> Resolver:
-    def resolve(event: Mapping[str, Any]) -> list[Any] | tuple[()]:
+    split_paths = [(path, path.split(".")) for path in paths]
+
+    def resolve(fields: EventFields) -> list[Any] | tuple[()]:
         parts = []
-        for path in paths:
-            values = lookup(event, path)
+        for path, path_parts in split_paths:
+            values = fields.lookup(path, path_parts)
             text = _scalar_text(list(values))
             if text is not None:
                 parts.append(text)
@@ -130,10 +133,12 @@ def _join_function(paths: list[str], separator: str) -> Resolver:
 
 
 def _pairs_function(pairs: dict[str, str], separator: str) -> Resolver:
-    def resolve(event: Mapping[str, Any]) -> list[Any] | tuple[()]:
+    split_pairs = [(name, path, path.split(".")) for name, path in pairs.items()]
+
+    def resolve(fields: EventFields) -> list[Any] | tuple[()]:
         parts = []
-        for name, path in pairs.items():
-            text = _scalar_text(list(lookup(event, path)))
+        for name, path, path_parts in split_pairs:
+            text = _scalar_text(list(fields.lookup(path, path_parts)))
             if text is not None:
                 parts.append(f"{name}={text}")
         if not parts:
@@ -147,9 +152,9 @@ def _first_present(functions: list[Resolver]) -> Resolver:
     if len(functions) == 1:
         return functions[0]
 
-    def resolve(event: Mapping[str, Any]) -> list[Any] | tuple[()]:
+    def resolve(fields: EventFields) -> list[Any] | tuple[()]:
         for function in functions:
-            values = function(event)
+            values = function(fields)
             if values is not MISSING:
                 return values
         return MISSING

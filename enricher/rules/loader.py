@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -22,6 +22,7 @@ from sigma.rule import SigmaRule
 
 from enricher.attack import threat_from_tags
 from enricher.rules.compiler import Placeholders, Predicate, RuleCompileError, compile_rule
+from enricher.rules.prefilter import required_literals
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class CompiledRule:
     alert_sigma: dict[str, Any]
     threat: dict[str, Any] | None
     tags: list[str]
+    # Groups of (Sigma field, case-folded literal) pairs: every matching event
+    # contains a literal of each group. Empty when the rule must run on every
+    # event.
+    required_literals: tuple[frozenset[tuple[str, str]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,8 @@ def _load_file(file: Path, placeholders: Placeholders) -> list[CompiledRule | Ru
         except (RuleCompileError, SigmaError) as error:
             loaded.append(RuleError(source, _error_text(error), rule_id))
             continue
-        loaded.append(_compiled(rule, rule_id, predicate, source))
+        compiled = _compiled(rule, rule_id, predicate, source)
+        loaded.append(replace(compiled, required_literals=required_literals(rule, placeholders)))
     if not loaded:
         loaded.append(RuleError(source, "the file contains no Sigma rule"))
     return loaded

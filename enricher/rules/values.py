@@ -56,11 +56,12 @@ def text_of(value: Any) -> str | None:
     return None
 
 
-def string_matcher(value: SigmaString) -> ValueMatcher:
-    """Compile a Sigma string with wildcards into a matcher.
+def string_test(value: SigmaString) -> Callable[[str], bool]:
+    """Compile a Sigma string with wildcards into a test of one text.
 
-    Matching is case-insensitive (Unicode case folding) unless the value came
-    through the ``cased`` modifier. Placeholders must be expanded before.
+    Unless the value came through the ``cased`` modifier, the test expects
+    case-folded text (Unicode case folding), so callers fold each field value
+    once per event and share it across rules.
     """
     cased = isinstance(value, SigmaCasedString)
     parts: list[str | SpecialChars] = []
@@ -70,26 +71,32 @@ def string_matcher(value: SigmaString) -> ValueMatcher:
         if isinstance(part, str) and not cased:
             part = part.casefold()
         parts.append(part)
+    return _text_test(parts)
 
-    test = _text_test(parts)
-    if cased:
-        def match_cased(values: list[Any]) -> bool:
-            for item in values:
-                text = text_of(item)
-                if text is not None and test(text):
-                    return True
-            return False
 
-        return match_cased
+def string_shape(value: SigmaString) -> tuple[str, str] | None:
+    """Classify a case-insensitive string as ("equals" | "prefix" | "suffix" | "contains", folded literal).
 
-    def match(values: list[Any]) -> bool:
-        for item in values:
-            text = text_of(item)
-            if text is not None and test(text.casefold()):
-                return True
-        return False
-
-    return match
+    Returns None for cased strings and other wildcard patterns; those keep
+    their own test.
+    """
+    if isinstance(value, SigmaCasedString):
+        return None
+    star = SpecialChars.WILDCARD_MULTI
+    parts = list(value.s)
+    if any(isinstance(part, Placeholder) or part is SpecialChars.WILDCARD_SINGLE for part in parts):
+        return None
+    if len(parts) == 0:
+        return ("equals", "")
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return ("equals", parts[0].casefold())
+    if len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
+        return ("suffix", parts[1].casefold())
+    if len(parts) == 2 and isinstance(parts[0], str) and parts[1] is star:
+        return ("prefix", parts[0].casefold())
+    if len(parts) == 3 and parts[0] is star and isinstance(parts[1], str) and parts[2] is star:
+        return ("contains", parts[1].casefold())
+    return None
 
 
 def _text_test(parts: list[str | SpecialChars]) -> Callable[[str], bool]:
