@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not await _ensure_sink(request.app):
             return _unavailable(settings, f"alert sink {pipeline.sink.description} is not available")
         try:
-            result = await pipeline.process(decoded.events, decoded.dead_letters, source="ingest")
+            result = await pipeline.process(decoded.events, decoded.dead_letters, source="ingest", raw=data)
         except SinkUnavailable as error:
             logger.warning("answering 503 to a batch of %d events: %s", len(decoded.events), error)
             return _unavailable(settings, str(error))

@@ -27,7 +27,7 @@ from enricher.sinks.cluster import ClusterConfigError, ClusterSink
 
 logger = logging.getLogger("enricher")
 
-SCAN_BATCH_EVENTS = 1000
+SCAN_BATCH_EVENTS = 5000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,18 +255,19 @@ async def _scan_files(pipeline: Pipeline, files: list[str]) -> BatchResult:
     await pipeline.sink.start()
     try:
         for name in files:
-            for decoded in _read_events(name):
+            for decoded, raw in _read_events(name):
+                whole = len(decoded.events) <= SCAN_BATCH_EVENTS
                 for start in range(0, max(len(decoded.events), 1), SCAN_BATCH_EVENTS):
                     batch = decoded.events[start : start + SCAN_BATCH_EVENTS]
                     letters = decoded.dead_letters if start == 0 else []
-                    total.add(await pipeline.process(batch, letters, source=f"scan {name}"))
+                    total.add(await pipeline.process(batch, letters, source=f"scan {name}", raw=raw if whole else None))
     finally:
         await pipeline.sink.close()
     return total
 
 
-def _read_events(name: str) -> Iterator[Decoded]:
-    """Yield decoded chunks of a file: NDJSON streams in blocks, a JSON array loads whole."""
+def _read_events(name: str) -> Iterator[tuple[Decoded, bytes]]:
+    """Yield decoded chunks of a file with their bytes: NDJSON streams in blocks, a JSON array loads whole."""
     stream = sys.stdin.buffer if name == "-" else open(name, "rb")
     try:
         head = stream.read(2)
@@ -275,7 +276,8 @@ def _read_events(name: str) -> Iterator[Decoded]:
             head = stream.read(2)
         first = head.lstrip()[:1]
         if first == b"[":
-            yield decode_body(head + stream.read())
+            data = head + stream.read()
+            yield decode_body(data), data
             return
         pending = head
         while True:
@@ -286,10 +288,11 @@ def _read_events(name: str) -> Iterator[Decoded]:
             cut = pending.rfind(b"\n")
             if cut < 0:
                 continue
-            yield decode_ndjson(pending[: cut + 1])
+            block = pending[: cut + 1]
+            yield decode_ndjson(block), block
             pending = pending[cut + 1 :]
         if pending.strip():
-            yield decode_ndjson(pending)
+            yield decode_ndjson(pending), pending
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
