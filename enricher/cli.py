@@ -27,7 +27,7 @@ from enricher.sinks.cluster import ClusterConfigError, ClusterSink
 
 logger = logging.getLogger("enricher")
 
-SCAN_BATCH_EVENTS = 5000
+SCAN_BATCH_EVENTS = 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,19 +255,18 @@ async def _scan_files(pipeline: Pipeline, files: list[str]) -> BatchResult:
     await pipeline.sink.start()
     try:
         for name in files:
-            for decoded, raw in _read_events(name):
-                whole = len(decoded.events) <= SCAN_BATCH_EVENTS
+            for decoded in _read_events(name):
                 for start in range(0, max(len(decoded.events), 1), SCAN_BATCH_EVENTS):
                     batch = decoded.events[start : start + SCAN_BATCH_EVENTS]
                     letters = decoded.dead_letters if start == 0 else []
-                    total.add(await pipeline.process(batch, letters, source=f"scan {name}", raw=raw if whole else None))
+                    total.add(await pipeline.process(batch, letters, source=f"scan {name}"))
     finally:
         await pipeline.sink.close()
     return total
 
 
-def _read_events(name: str) -> Iterator[tuple[Decoded, bytes]]:
-    """Yield decoded chunks of a file with their bytes: NDJSON streams in blocks, a JSON array loads whole."""
+def _read_events(name: str) -> Iterator[Decoded]:
+    """Yield decoded chunks of a file: NDJSON streams in blocks, a JSON array loads whole."""
     stream = sys.stdin.buffer if name == "-" else open(name, "rb")
     try:
         head = stream.read(2)
@@ -276,8 +275,7 @@ def _read_events(name: str) -> Iterator[tuple[Decoded, bytes]]:
             head = stream.read(2)
         first = head.lstrip()[:1]
         if first == b"[":
-            data = head + stream.read()
-            yield decode_body(data), data
+            yield decode_body(head + stream.read())
             return
         pending = head
         while True:
@@ -288,11 +286,10 @@ def _read_events(name: str) -> Iterator[tuple[Decoded, bytes]]:
             cut = pending.rfind(b"\n")
             if cut < 0:
                 continue
-            block = pending[: cut + 1]
-            yield decode_ndjson(block), block
+            yield decode_ndjson(pending[: cut + 1])
             pending = pending[cut + 1 :]
         if pending.strip():
-            yield decode_ndjson(pending), pending
+            yield decode_ndjson(pending)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()

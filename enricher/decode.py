@@ -92,12 +92,12 @@ def decode_body(body: bytes) -> Decoded:
 
     Raises ``BodyError`` with the byte position when no element is JSON.
     """
-    stripped = body.strip()
-    if not stripped:
-        return Decoded()
     try:
-        document = orjson.loads(stripped)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
+        stripped = body.strip()
+        if not stripped:
+            return Decoded()
         if b"\n" not in stripped:
             raise BodyError(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}", error.pos) from error
         return decode_ndjson(stripped, strict=True)

@@ -50,7 +50,6 @@ class Detector:
         self._group_rule: list[int] = []
         self._rule_groups: dict[int, tuple[int, ...]] = {}
         self._automata = self._build_automata() if indexed else ()
-        self._raw_needles = _raw_needles(self.rules) if indexed and not self._always else None
 
     def _build_automata(self) -> tuple[tuple[str | None, ahocorasick.Automaton], ...]:
         literals_by_field: dict[str | None, dict[str, set[int]]] = {}
@@ -103,32 +102,10 @@ class Detector:
                 found.add(position)
         return sorted(found)
 
-    def may_match_raw(self, raw: bytes) -> bool:
-        """Return False only when no event in the raw JSON text can match any rule.
-
-        This is the batch-level test: one ASCII-lowercased copy of a whole
-        request body and a substring search per literal, instead of matching
-        each event. It applies when every rule has a small set of literals
-        that JSON writes unchanged. It answers True (match each event) for
-        bodies with ``\\u`` escapes or characters whose case folding yields
-        ASCII letters, where raw bytes and case-folded values could differ.
-        """
-        needles = self._raw_needles
-        if needles is None:
-            return True
-        if b"\\u" in raw or any(sequence in raw for sequence in _FOLDS_TO_ASCII):
-            return True
-        lowered = raw.lower()
-        for needle in needles:
-            if needle in lowered:
-                return True
-        return False
-
-    def match_batch(self, events: list[Mapping[str, Any]], raw: bytes | None = None) -> list[list[CompiledRule]]:
-        """Match every event of a batch; ``raw``, the batch's JSON text, lets the batch skip matching."""
-        if raw is not None and not self.may_match_raw(raw):
-            return [[] for _ in events]
-        return [self.match(event) for event in events]
+    def match_batch(self, events: list[Mapping[str, Any]]) -> list[list[CompiledRule]]:
+        """Match every event of a batch."""
+        match = self.match
+        return [match(event) for event in events]
 
     def match(self, event: Mapping[str, Any]) -> list[CompiledRule]:
         """Return the rules whose log source covers ``event`` and whose condition holds, in load order."""
@@ -191,38 +168,3 @@ def _select_groups(rules: tuple[CompiledRule, ...]) -> list[tuple[frozenset[tupl
         selective = any(min(len(literal) for _field, literal in group) >= SELECTIVE_LITERAL_LENGTH for group in on_common)
         selected.append(on_common if selective else groups)
     return selected
-
-
-RAW_MAX_NEEDLES = 64
-"""Most literals the batch-level raw test searches; beyond that matching each event is cheaper."""
-
-# JSON encoders write these ASCII characters unescaped (a backslash always as
-# two); '"', '/', '<', '>' and '&' are escaped by some encoders and excluded.
-_RAW_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789 .,_:;=+-()[]{}'!@#$%^*~|?\\")
-
-# UTF-8 encodings of the characters whose case folding contains an ASCII
-# letter (KELVIN SIGN folds to "k", LONG S to "s", the "ff" ligature to
-# "ff"): a raw ASCII search would miss what case folding finds.
-_FOLDS_TO_ASCII = tuple(
-    char.encode()
-    for char in "\u00df\u0130\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99\u1e9a\u1e9e\u212a"
-    "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06"
-)
-
-
-def _raw_needles(rules: tuple[CompiledRule, ...]) -> tuple[bytes, ...] | None:
-    """Return the JSON-escaped literals of one group per rule, or None when the raw test cannot apply."""
-    needles: set[bytes] = set()
-    for rule in rules:
-        safe_groups = [
-            group
-            for group in rule.required_literals
-            if all(set(literal) <= _RAW_SAFE for _field, literal in group)
-        ]
-        if not safe_groups:
-            return None
-        best = max(safe_groups, key=lambda group: min(len(literal) for _field, literal in group))
-        needles.update(literal.replace("\\", "\\\\").encode() for _field, literal in best)
-    if len(needles) > RAW_MAX_NEEDLES:
-        return None
-    return tuple(sorted(needles, key=len, reverse=True))

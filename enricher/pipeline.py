@@ -65,14 +65,8 @@ class Pipeline:
         self.sink = sink
         self.builder = AlertBuilder(detector.mapping)
 
-    def match(
-        self, events: list[Mapping[str, Any]], raw: bytes | None = None
-    ) -> tuple[list[dict[str, Any]], BatchResult]:
-        """Match a batch and build its alerts; CPU only, no I/O.
-
-        ``raw``, the JSON text the events were decoded from, lets the
-        detector rule out the whole batch at once.
-        """
+    def match(self, events: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], BatchResult]:
+        """Match a batch and build its alerts; CPU only, no I/O."""
         result = BatchResult(events=len(events))
         alerts: list[dict[str, Any]] = []
         now = datetime.now(timezone.utc)
@@ -81,7 +75,7 @@ class Pipeline:
             # A rule reload may bring a new field mapping.
             self.builder = AlertBuilder(detector.mapping)
         build = self.builder.build
-        for event, rules in zip(events, detector.match_batch(events, raw)):
+        for event, rules in zip(events, detector.match_batch(events)):
             for rule in rules:
                 alerts.append(build(event, rule, now))
                 result.matches_by_rule[rule.id] = result.matches_by_rule.get(rule.id, 0) + 1
@@ -94,7 +88,6 @@ class Pipeline:
         events: list[Mapping[str, Any]],
         dead_letters: list[DeadLetter] = (),
         source: str = "ingest",
-        raw: bytes | None = None,
     ) -> BatchResult:
         """Match, build and store one batch; returns only after the sink took everything.
 
@@ -102,7 +95,7 @@ class Pipeline:
         caller can tell the sender to retry the whole batch. Alert ids are
         deterministic, so that retry adds no second alert.
         """
-        alerts, result = self.match(events, raw)
+        alerts, result = self.match(events)
         records = [dead_letter_record(letter, source) for letter in dead_letters]
         if alerts:
             written = await self.sink.write(alerts)
