@@ -17,8 +17,10 @@ from fastapi.responses import Response
 from enricher import __version__
 from enricher.config import Settings
 from enricher.decode import BodyError, BodyTooLarge, UnsupportedEncoding, decode_body, inflate
+from enricher.facade import Upstream, facade_router
 from enricher.pipeline import Pipeline, build_detector, build_sink
 from enricher.sinks.base import SinkUnavailable
+from enricher.tags import apply_tags, tags_for
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class JSONResponse(Response):
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; with no settings they come from ``ENRICHER_*`` variables."""
     settings = settings or Settings.from_env()
+
+    upstream = Upstream(settings.upstream) if settings.upstream is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -59,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         yield
         await sink.close()
+        if upstream is not None:
+            await upstream.close()
         logger.info("enricher stopped")
 
     app = FastAPI(title="enricher", version=__version__, lifespan=lifespan, default_response_class=JSONResponse)
@@ -92,6 +98,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             content["dead_letter_positions"] = [letter.position for letter in decoded.dead_letters]
             logger.warning("kept %d invalid elements of a batch as dead letters", len(decoded.dead_letters))
         return JSONResponse(content)
+
+    @app.post("/enrich")
+    async def enrich(request: Request, mode: str = "tags") -> Response:
+        """Return the Sigma tags of each event, or with ``mode=event`` the tagged events; store alerts as /ingest does.
+
+        One JSON object in gives one object out; an array (or NDJSON) gives an
+        array in the same order. An event without a match gets ``{}`` as tags.
+        """
+        if mode not in ("tags", "event"):
+            return JSONResponse({"error": f"invalid mode {mode!r}; use tags or event"}, status_code=400)
+        pipeline: Pipeline = request.app.state.pipeline
+        body = await request.body()
+        try:
+            data = inflate(body, request.headers.get("content-encoding"), settings.max_body_bytes)
+            decoded = decode_body(data)
+        except UnsupportedEncoding as error:
+            return JSONResponse({"error": str(error)}, status_code=415)
+        except BodyTooLarge as error:
+            return JSONResponse({"error": str(error)}, status_code=413)
+        except BodyError as error:
+            return JSONResponse({"error": str(error), "position": error.position}, status_code=400)
+        if decoded.dead_letters:
+            positions = ", ".join(letter.position for letter in decoded.dead_letters)
+            return JSONResponse({"error": f"not JSON objects: {positions}"}, status_code=400)
+
+        evaluation = pipeline.evaluate(decoded.events)
+        if evaluation.alerts and not await _ensure_sink(request.app):
+            return _unavailable(settings, f"alert sink {pipeline.sink.description} is not available")
+        try:
+            await pipeline.store(evaluation, [], source="enrich")
+        except SinkUnavailable as error:
+            logger.warning("answering 503 to /enrich with %d events: %s", len(decoded.events), error)
+            return _unavailable(settings, str(error))
+
+        outputs = []
+        for event, rules in zip(decoded.events, evaluation.matches):
+            tags = tags_for(rules)
+            outputs.append(apply_tags(event, tags) if mode == "event" else tags)
+        single = data.lstrip()[:1] == b"{" and len(outputs) == 1 and b"\n{" not in data.strip()
+        return JSONResponse(outputs[0] if single else outputs)
 
     @app.get("/rules")
     async def list_rules(request: Request) -> Response:
@@ -139,6 +185,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(content, status_code=200 if ready else 503)
 
+    # Last: the pass-through catches every path the routes above do not.
+    app.include_router(facade_router(upstream, settings.max_body_bytes, settings.retry_after_seconds))
     return app
 
 

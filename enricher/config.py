@@ -16,6 +16,16 @@ from enricher.sinks.cluster import ClusterSettings
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class UpstreamSettings:
+    """The cluster behind the ``_bulk`` facade."""
+
+    url: str
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    timeout_seconds: float = 60.0
+
+
 class SettingsError(ValueError):
     """An environment variable or flag with an invalid value."""
 
@@ -31,6 +41,7 @@ class Settings:
     alerts_file: Path = Path("enricher-alerts.ndjson")
     dead_letter_file: Path = Path("enricher-dead-letter.ndjson")
     cluster: ClusterSettings | None = None
+    upstream: UpstreamSettings | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -75,8 +86,21 @@ class Settings:
                 return ()
             return tuple(Path(part) for part in raw.split(os.pathsep) if part)
 
+        upstream = None
+        upstream_url = text("ENRICHER_UPSTREAM_URL")
+        if upstream_url is not None:
+            upstream_verify = flag("ENRICHER_UPSTREAM_VERIFY_CERTS")
+            upstream = UpstreamSettings(
+                url=upstream_url,
+                ca_certs=text("ENRICHER_UPSTREAM_CA_CERTS"),
+                verify_certs=True if upstream_verify is None else upstream_verify,
+                timeout_seconds=float(integer("ENRICHER_UPSTREAM_TIMEOUT", 60, minimum=1)),
+            )
+
         cluster = None
-        url = text("ENRICHER_CLUSTER_URL")
+        # Without a cluster of its own, enricher writes alerts to the
+        # facade's upstream, with its own credentials.
+        url = text("ENRICHER_CLUSTER_URL") or upstream_url
         if url is not None:
             verify = flag("ENRICHER_CLUSTER_VERIFY_CERTS")
             cluster = ClusterSettings(
@@ -86,7 +110,7 @@ class Settings:
                 username=text("ENRICHER_CLUSTER_USERNAME"),
                 password=text("ENRICHER_CLUSTER_PASSWORD"),
                 api_key=text("ENRICHER_CLUSTER_API_KEY"),
-                ca_certs=text("ENRICHER_CLUSTER_CA_CERTS"),
+                ca_certs=text("ENRICHER_CLUSTER_CA_CERTS") or (upstream.ca_certs if upstream and url == upstream_url else None),
                 verify_certs=True if verify is None else verify,
                 request_timeout=float(integer("ENRICHER_CLUSTER_TIMEOUT", 30, minimum=1)),
             )
@@ -101,6 +125,7 @@ class Settings:
             alerts_file=Path(text("ENRICHER_ALERTS_FILE", "enricher-alerts.ndjson")),
             dead_letter_file=Path(text("ENRICHER_DEAD_LETTER_FILE", "enricher-dead-letter.ndjson")),
             cluster=cluster,
+            upstream=upstream,
             host=text("ENRICHER_HOST", "127.0.0.1"),
             port=integer("ENRICHER_PORT", 8080, minimum=0),
             workers=integer("ENRICHER_WORKERS", 1, minimum=1),

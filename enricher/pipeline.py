@@ -19,7 +19,7 @@ from enricher.config import Settings
 from enricher.decode import DeadLetter
 from enricher.detector import Detector
 from enricher.rules.fieldmap import FieldMapping
-from enricher.rules.loader import load_placeholders, load_rules
+from enricher.rules.loader import CompiledRule, load_placeholders, load_rules
 from enricher.rules.logsource import LogsourceTable
 from enricher.sinks.base import AlertSink
 from enricher.sinks.cluster import ClusterSink
@@ -65,7 +65,7 @@ class Pipeline:
         self.sink = sink
         self.builder = AlertBuilder(detector.mapping)
 
-    def match(self, events: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], BatchResult]:
+    def evaluate(self, events: list[Mapping[str, Any]]) -> Evaluation:
         """Match a batch and build its alerts; CPU only, no I/O."""
         result = BatchResult(events=len(events))
         alerts: list[dict[str, Any]] = []
@@ -75,13 +75,14 @@ class Pipeline:
             # A rule reload may bring a new field mapping.
             self.builder = AlertBuilder(detector.mapping)
         build = self.builder.build
-        for event, rules in zip(events, detector.match_batch(events)):
+        matches = detector.match_batch(events)
+        for event, rules in zip(events, matches):
             for rule in rules:
                 alerts.append(build(event, rule, now))
                 result.matches_by_rule[rule.id] = result.matches_by_rule.get(rule.id, 0) + 1
         result.matches = len(alerts)
         detector.match_counts.update(result.matches_by_rule)
-        return alerts, result
+        return Evaluation(matches=matches, alerts=alerts, result=result)
 
     async def process(
         self,
@@ -95,7 +96,14 @@ class Pipeline:
         caller can tell the sender to retry the whole batch. Alert ids are
         deterministic, so that retry adds no second alert.
         """
-        alerts, result = self.match(events)
+        evaluation = self.evaluate(events)
+        await self.store(evaluation, dead_letters, source)
+        return evaluation.result
+
+    async def store(self, evaluation: Evaluation, dead_letters: list[DeadLetter], source: str) -> None:
+        """Write an evaluation's alerts and the batch's dead letters. Raises ``SinkUnavailable``."""
+        result = evaluation.result
+        alerts = evaluation.alerts
         records = [dead_letter_record(letter, source) for letter in dead_letters]
         if alerts:
             written = await self.sink.write(alerts)
@@ -112,7 +120,15 @@ class Pipeline:
         if records:
             await self.sink.write_dead_letters(records)
         result.dead_letters = len(dead_letters)
-        return result
+
+
+@dataclass
+class Evaluation:
+    """The rules each event matched, in batch order, and the alerts built from them."""
+
+    matches: list[list[CompiledRule]]
+    alerts: list[dict[str, Any]]
+    result: BatchResult
 
 
 def dead_letter_record(letter: DeadLetter, source: str) -> dict[str, Any]:
