@@ -44,15 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         detector = build_detector(settings)
         sink = build_sink(settings)
-        app.state.pipeline = Pipeline(detector, sink)
-        app.state.sink_started = False
-        try:
-            await sink.start()
-            app.state.sink_started = True
-        except SinkUnavailable as error:
-            # Serve anyway: /ingest answers 503 until the sink is back, and
-            # Logstash retries those requests.
-            logger.error("alert sink %s is not available at start: %s", sink.description, error)
+        app.state.pipeline = pipeline = Pipeline(detector, sink)
+        # Serve even when the sink is down: requests answer 503 until it is
+        # back, and Logstash and Beats retry those.
+        await pipeline.start_sink()
         logger.info(
             "enricher %s started: %d rules, sink %s", __version__, len(detector.rules), sink.description
         )
@@ -85,8 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except BodyError as error:
             return JSONResponse({"error": str(error), "position": error.position}, status_code=400)
 
-        if not await _ensure_sink(request.app):
-            return _unavailable(settings, f"alert sink {pipeline.sink.description} is not available")
         try:
             result = await pipeline.process(decoded.events, decoded.dead_letters, source="ingest")
         except SinkUnavailable as error:
@@ -124,8 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"error": f"not JSON objects: {positions}"}, status_code=400)
 
         evaluation = pipeline.evaluate(decoded.events)
-        if evaluation.alerts and not await _ensure_sink(request.app):
-            return _unavailable(settings, f"alert sink {pipeline.sink.description} is not available")
         try:
             await pipeline.store(evaluation, [], source="enrich")
         except SinkUnavailable as error:
@@ -175,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def readyz(request: Request) -> Response:
         pipeline: Pipeline = request.app.state.pipeline
         rules = len(pipeline.detector.rules)
-        sink_ready = await _ensure_sink(request.app) and await pipeline.sink.ping()
+        sink_ready = await pipeline.start_sink() and await pipeline.sink.ping()
         ready = rules > 0 and sink_ready
         content = {
             "status": "ready" if ready else "not ready",
@@ -231,20 +222,6 @@ def _install_reload_signal(app: FastAPI, settings: Settings) -> None:
     except (NotImplementedError, RuntimeError, ValueError) as error:
         # Not the main thread (the test client) or a platform without SIGHUP.
         logger.debug("SIGHUP reload not installed: %s", error)
-
-
-async def _ensure_sink(app: FastAPI) -> bool:
-    """Start the sink if it failed at start-up; return whether it is started."""
-    if app.state.sink_started:
-        return True
-    try:
-        await app.state.pipeline.sink.start()
-    except SinkUnavailable as error:
-        logger.debug("alert sink still not available: %s", error)
-        return False
-    app.state.sink_started = True
-    logger.info("alert sink %s is available", app.state.pipeline.sink.description)
-    return True
 
 
 def _unavailable(settings: Settings, message: str) -> Response:

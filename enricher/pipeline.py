@@ -21,7 +21,7 @@ from enricher.detector import Detector
 from enricher.rules.fieldmap import FieldMapping
 from enricher.rules.loader import CompiledRule, load_placeholders, load_rules
 from enricher.rules.logsource import LogsourceTable
-from enricher.sinks.base import AlertSink
+from enricher.sinks.base import AlertSink, SinkUnavailable
 from enricher.sinks.cluster import ClusterSink
 from enricher.sinks.file import FileSink
 
@@ -63,7 +63,29 @@ class Pipeline:
     def __init__(self, detector: Detector, sink: AlertSink) -> None:
         self.detector = detector
         self.sink = sink
+        self.sink_started = False
+        self._sink_failures = 0
         self.builder = AlertBuilder(detector.mapping)
+
+    async def start_sink(self) -> bool:
+        """Start the sink unless it is running; return whether it runs.
+
+        The first failure is logged as a warning, repeats at debug level
+        (requests retry it as they come), and the recovery at info.
+        """
+        if self.sink_started:
+            return True
+        try:
+            await self.sink.start()
+        except SinkUnavailable as error:
+            self._sink_failures += 1
+            level = logging.WARNING if self._sink_failures == 1 else logging.DEBUG
+            logger.log(level, "alert sink %s is not available (attempt %d): %s", self.sink.description, self._sink_failures, error)
+            return False
+        self._sink_failures = 0
+        self.sink_started = True
+        logger.info("alert sink %s is available", self.sink.description)
+        return True
 
     def evaluate(self, events: list[Mapping[str, Any]]) -> Evaluation:
         """Match a batch and build its alerts; CPU only, no I/O."""
@@ -105,6 +127,8 @@ class Pipeline:
         result = evaluation.result
         alerts = evaluation.alerts
         records = [dead_letter_record(letter, source) for letter in dead_letters]
+        if (alerts or records) and not await self.start_sink():
+            raise SinkUnavailable(f"alert sink {self.sink.description} is not available")
         if alerts:
             written = await self.sink.write(alerts)
             result.alerts_written = written.written

@@ -116,12 +116,22 @@ def test_serve_command_default_file_sink(start_server, tmp_path: Path, batch: li
     assert [alert["rule"]["id"] for alert in alerts] == ["797011dc-44f4-4e6f-9f10-a8ceefbe566b"]
 
 
-def test_sink_down_is_503_with_retry_after(start_server) -> None:
+def test_sink_down_is_503_with_retry_after(start_server, batch: list[dict[str, Any]]) -> None:
     # A port nobody listens on stands in for a cluster that is down.
     from conftest import free_port
 
     server = start_server({"ENRICHER_CLUSTER_URL": f"http://127.0.0.1:{free_port()}", "ENRICHER_RETRY_AFTER": "7"})
-    response = httpx.post(f"{server.url}/ingest", content=b'[{"a": 1}]', headers=LOGSTASH_HEADERS, timeout=30)
+    response = httpx.post(f"{server.url}/ingest", content=orjson.dumps(batch), headers=LOGSTASH_HEADERS, timeout=30)
     assert response.status_code == 503
     assert response.headers["retry-after"] == "7"
     assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 503
+
+
+def test_sink_down_batch_without_alerts_passes(start_server, batch: list[dict[str, Any]]) -> None:
+    # Nothing has to be stored, so the batch is done; readiness still reports the sink.
+    from conftest import free_port
+
+    server = start_server({"ENRICHER_CLUSTER_URL": f"http://127.0.0.1:{free_port()}"})
+    response = httpx.post(f"{server.url}/ingest", content=orjson.dumps(batch[:-1]), headers=LOGSTASH_HEADERS, timeout=30)
+    assert response.status_code == 200
+    assert response.json()["matches"] == 0
