@@ -268,7 +268,9 @@ def test_alert_sink_down_answers_503_before_forwarding(engine, start_server, nam
     assert not upstream.indices.exists(index=names["events"])
 
 
-LOGSTASH_FILTER_HEADERS = {"Content-Type": "application/json", "User-Agent": "Manticore 0.9.1"}
+# What logstash-filter-http sends with body_format => "text" and the event's
+# JSON text as body, as the README's snippet configures it.
+LOGSTASH_FILTER_HEADERS = {"Content-Type": "text/plain", "User-Agent": "Manticore 0.9.1"}
 
 
 def test_enrich_one_event_returns_tags(tmp_path, start_server, shipment) -> None:
