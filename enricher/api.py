@@ -14,7 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from enricher import __version__
+from enricher import __version__, metrics
 from enricher.config import Settings
 from enricher.decode import BodyError, BodyTooLarge, UnsupportedEncoding, decode_body, inflate
 from enricher.facade import Upstream, facade_router
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="enricher", version=__version__, lifespan=lifespan, default_response_class=JSONResponse)
     app.state.settings = settings
+    app.add_middleware(metrics.RequestTimer)
 
     @app.post("/ingest")
     async def ingest(request: Request) -> Response:
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             positions = ", ".join(letter.position for letter in decoded.dead_letters)
             return JSONResponse({"error": f"not JSON objects: {positions}"}, status_code=400)
 
-        evaluation = pipeline.evaluate(decoded.events)
+        evaluation = pipeline.evaluate(decoded.events, route="enrich")
         try:
             await pipeline.store(evaluation, [], source="enrich")
         except SinkUnavailable as error:
@@ -157,6 +158,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Load the configured rules again and swap them in; on failure the current rules stay."""
         outcome = await reload_detector(request.app, settings)
         return JSONResponse(outcome, status_code=200 if outcome["reloaded"] else 422)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of all worker processes."""
+        content, content_type = metrics.render()
+        return Response(content=content, media_type=content_type)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

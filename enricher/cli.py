@@ -169,6 +169,7 @@ def _export_flags(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    _prepare_metrics_dir()
     uvicorn.run(
         "enricher.api:create_app",
         factory=True,
@@ -181,6 +182,31 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         timeout_keep_alive=75,
     )
     return 0
+
+
+def _prepare_metrics_dir() -> None:
+    """Give the workers an empty folder for their Prometheus samples (multiprocess mode).
+
+    ``ENRICHER_METRICS_DIR`` names it; otherwise a new temporary folder is
+    made. Samples of an earlier run are removed, so counters start at zero.
+    """
+    import shutil
+    import tempfile
+
+    from enricher.metrics import MULTIPROCESS_ENV
+
+    folder = os.environ.get("ENRICHER_METRICS_DIR")
+    if folder:
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        path = Path(tempfile.mkdtemp(prefix="enricher-metrics-"))
+        import atexit
+
+        atexit.register(shutil.rmtree, path, True)
+    os.environ[MULTIPROCESS_ENV] = str(path)
 
 
 class _StdoutSink:

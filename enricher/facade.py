@@ -187,7 +187,7 @@ def facade_router(upstream: Upstream | None, max_body_bytes: int, retry_after: i
             return error_response(400, "illegal_argument_exception", str(error))
 
         documents = [operation.document for operation in operations if operation.document is not None]
-        evaluation = pipeline.evaluate(documents)
+        evaluation = pipeline.evaluate(documents, route="bulk")
         try:
             # Alerts first: when the sink is down, the sender retries the whole
             # request and nothing reached the upstream twice.

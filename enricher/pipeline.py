@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from enricher import metrics
 from enricher.alerts import AlertBuilder
 from enricher.config import Settings
 from enricher.decode import DeadLetter
@@ -87,8 +88,8 @@ class Pipeline:
         logger.info("alert sink %s is available", self.sink.description)
         return True
 
-    def evaluate(self, events: list[Mapping[str, Any]]) -> Evaluation:
-        """Match a batch and build its alerts; CPU only, no I/O."""
+    def evaluate(self, events: list[Mapping[str, Any]], route: str = "ingest") -> Evaluation:
+        """Match a batch and build its alerts; CPU only, no I/O. ``route`` labels the metrics."""
         result = BatchResult(events=len(events))
         alerts: list[dict[str, Any]] = []
         now = datetime.now(timezone.utc)
@@ -104,6 +105,13 @@ class Pipeline:
                 result.matches_by_rule[rule.id] = result.matches_by_rule.get(rule.id, 0) + 1
         result.matches = len(alerts)
         detector.match_counts.update(result.matches_by_rule)
+        metrics.EVENTS_RECEIVED.labels(route).inc(len(events))
+        matched_events = sum(1 for rules in matches if rules)
+        if matched_events:
+            metrics.EVENTS_MATCHED.labels(route).inc(matched_events)
+            titles = {rule.id: rule.title for rules in matches for rule in rules}
+            for rule_id, count in result.matches_by_rule.items():
+                metrics.RULE_MATCHES.labels(rule_id, titles[rule_id]).inc(count)
         return Evaluation(matches=matches, alerts=alerts, result=result)
 
     async def process(
@@ -118,12 +126,19 @@ class Pipeline:
         caller can tell the sender to retry the whole batch. Alert ids are
         deterministic, so that retry adds no second alert.
         """
-        evaluation = self.evaluate(events)
+        evaluation = self.evaluate(events, route=source.split(" ", 1)[0])
         await self.store(evaluation, dead_letters, source)
         return evaluation.result
 
     async def store(self, evaluation: Evaluation, dead_letters: list[DeadLetter], source: str) -> None:
         """Write an evaluation's alerts and the batch's dead letters. Raises ``SinkUnavailable``."""
+        try:
+            await self._store(evaluation, dead_letters, source)
+        except SinkUnavailable:
+            metrics.SINK_RETRIES.inc()
+            raise
+
+    async def _store(self, evaluation: Evaluation, dead_letters: list[DeadLetter], source: str) -> None:
         result = evaluation.result
         alerts = evaluation.alerts
         records = [dead_letter_record(letter, source) for letter in dead_letters]
@@ -134,6 +149,9 @@ class Pipeline:
             result.alerts_written = written.written
             result.alerts_duplicate = written.duplicates
             result.alerts_failed = written.failed
+            metrics.ALERTS_WRITTEN.inc(written.written)
+            metrics.ALERTS_DUPLICATE.inc(written.duplicates)
+            metrics.ALERTS_FAILED.inc(written.failed)
             if written.errors:
                 failed_ids = {error["id"] for error in written.errors}
                 records.extend(
@@ -144,6 +162,8 @@ class Pipeline:
         if records:
             await self.sink.write_dead_letters(records)
         result.dead_letters = len(dead_letters)
+        if dead_letters:
+            metrics.DEAD_LETTERS.labels(source.split(" ", 1)[0]).inc(len(dead_letters))
 
 
 @dataclass
