@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gzip
 import logging
+import logging.config
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ import orjson
 from enricher import __version__
 from enricher.config import Settings, SettingsError
 from enricher.decode import BodyError, Decoded, decode_body, decode_ndjson
+from enricher.logs import logging_config
 from enricher.pipeline import BatchResult, Pipeline, build_detector, build_sink
 from enricher.rules.fieldmap import FieldMappingError
 from enricher.rules.loader import PlaceholderConfigError, load_placeholders, load_rules
@@ -42,11 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"enricher: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format == "json"))
     try:
         return args.handler(args, settings)
     except (ClusterConfigError, SettingsError, FieldMappingError, LogsourceConfigError, PlaceholderConfigError) as error:
@@ -101,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--cluster-url", metavar="URL", help="Elasticsearch or OpenSearch URL. Env: ENRICHER_CLUSTER_URL.")
     common.add_argument("--alerts-index", metavar="NAME", help="alerts index or alias (default enricher-alerts). Env: ENRICHER_ALERTS_INDEX.")
     common.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="Env: ENRICHER_LOG_LEVEL.")
+    common.add_argument(
+        "--log-format", choices=("text", "json"), help="log lines as text or one JSON object each. Env: ENRICHER_LOG_FORMAT."
+    )
 
     serve = commands.add_parser("serve", parents=[common], help="run the HTTP service (POST /ingest)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1). Env: ENRICHER_HOST.")
@@ -138,6 +139,7 @@ _FLAG_ENV = {
     "cluster_url": "ENRICHER_CLUSTER_URL",
     "alerts_index": "ENRICHER_ALERTS_INDEX",
     "log_level": "ENRICHER_LOG_LEVEL",
+    "log_format": "ENRICHER_LOG_FORMAT",
     "host": "ENRICHER_HOST",
     "port": "ENRICHER_PORT",
     "workers": "ENRICHER_WORKERS",
@@ -177,6 +179,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_level, settings.log_format == "json"),
+        # One line per request would flood the logs at any real rate;
+        # /metrics has the request counts and latencies.
+        access_log=False,
         # Logstash and Beats keep pooled connections open; a short idle timeout
         # makes them fail with connection resets mid-request.
         timeout_keep_alive=75,
@@ -258,15 +264,21 @@ def _scan(args: argparse.Namespace, settings: Settings) -> int:
         sink = build_sink(settings)
     pipeline = Pipeline(detector, sink)
     started = time.monotonic()
+    progress = ScanProgress(sys.stderr, enabled=sys.stderr.isatty())
     try:
-        total = asyncio.run(_scan_files(pipeline, args.files))
+        total = asyncio.run(_scan_files(pipeline, args.files, progress))
     except SinkUnavailable as error:
         print(f"enricher: alert sink {sink.description} failed: {error}", file=sys.stderr)
         return 1
     except (OSError, BodyError) as error:
         print(f"enricher: {error}", file=sys.stderr)
         return 1
+    finally:
+        progress.finish()
     elapsed = time.monotonic() - started
+    titles = {rule.id: rule.title for rule in detector.rules}
+    for rule_id, count in sorted(total.matches_by_rule.items(), key=lambda item: (-item[1], item[0])):
+        print(f"  {count:>8}  {rule_id}  {titles.get(rule_id, '')}", file=sys.stderr)
     print(
         f"enricher scan: {total.events} events, {total.matches} matches, {total.alerts_written} alerts written "
         f"({total.alerts_duplicate} already present), {total.dead_letters} dead letters, "
@@ -276,9 +288,39 @@ def _scan(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _scan_files(pipeline: Pipeline, files: list[str]) -> BatchResult:
+class ScanProgress:
+    """A one-line progress display on a terminal: events, events/s, alerts. Silent when not a terminal."""
+
+    def __init__(self, stream: Any, enabled: bool, interval_seconds: float = 0.2) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.interval = interval_seconds
+        self.started = time.monotonic()
+        self.shown_at = 0.0
+        self.shown = False
+
+    def update(self, total: BatchResult) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.shown_at < self.interval:
+            return
+        self.shown_at = now
+        rate = total.events / max(now - self.started, 1e-9)
+        self.stream.write(
+            f"\r{total.events:,} events  {rate:,.0f} events/s  {total.matches:,} matches  {total.alerts_written:,} alerts "
+        )
+        self.stream.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+async def _scan_files(pipeline: Pipeline, files: list[str], progress: ScanProgress) -> BatchResult:
     total = BatchResult()
-    await pipeline.sink.start()
+    if not await pipeline.start_sink():
+        raise SinkUnavailable(f"cannot start {pipeline.sink.description}")
     try:
         for name in files:
             for decoded in _read_events(name):
@@ -286,6 +328,7 @@ async def _scan_files(pipeline: Pipeline, files: list[str]) -> BatchResult:
                     batch = decoded.events[start : start + SCAN_BATCH_EVENTS]
                     letters = decoded.dead_letters if start == 0 else []
                     total.add(await pipeline.process(batch, letters, source=f"scan {name}"))
+                    progress.update(total)
     finally:
         await pipeline.sink.close()
     return total

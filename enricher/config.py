@@ -48,6 +48,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     retry_after_seconds: int = 5
     log_level: str = "info"
+    log_format: str = "text"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +80,12 @@ class Settings:
             if raw.lower() in ("0", "false", "no", "off"):
                 return False
             raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
+
+        def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+            value = (text(name) or default).lower()
+            if value not in allowed:
+                raise SettingsError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+            return value
 
         def paths(name: str) -> tuple[Path, ...]:
             raw = text(name)
@@ -132,4 +139,5 @@ class Settings:
             max_body_bytes=integer("ENRICHER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024),
             retry_after_seconds=integer("ENRICHER_RETRY_AFTER", 5, minimum=1),
             log_level=text("ENRICHER_LOG_LEVEL", "info").lower(),
+            log_format=choice("ENRICHER_LOG_FORMAT", ("text", "json"), "text"),
         )

@@ -25,6 +25,7 @@ from fastapi.responses import Response
 
 from enricher.config import UpstreamSettings
 from enricher.decode import BodyError, BodyTooLarge, UnsupportedEncoding, inflate
+from enricher.logs import redact_url
 from enricher.pipeline import Pipeline
 from enricher.sinks.base import SinkUnavailable
 from enricher.tags import apply_tags, tags_for
@@ -207,7 +208,7 @@ def facade_router(upstream: Upstream | None, max_body_bytes: int, retry_after: i
         try:
             response = await upstream.send(request, build_bulk_body(operations), path)
         except httpx.HTTPError as error:
-            logger.warning("upstream %s unreachable for a bulk request: %s", upstream.settings.url, error)
+            logger.warning("upstream %s unreachable for a bulk request: %s", redact_url(upstream.settings.url), error)
             return error_response(503, "unavailable_shards_exception", f"upstream unreachable: {error}", retry_after)
         return upstream_response(response)
 
@@ -236,7 +237,7 @@ def facade_router(upstream: Upstream | None, max_body_bytes: int, retry_after: i
         try:
             response = await upstream.send(request, body, "/" + path)
         except httpx.HTTPError as error:
-            logger.warning("upstream %s unreachable for %s /%s: %s", upstream.settings.url, request.method, path, error)
+            logger.warning("upstream %s unreachable for %s /%s: %s", redact_url(upstream.settings.url), request.method, path, error)
             return error_response(503, "unavailable_shards_exception", f"upstream unreachable: {error}", retry_after)
         return upstream_response(response)
 

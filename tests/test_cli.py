@@ -109,3 +109,38 @@ def test_rules_flag_reports_bad_rule(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert b"bad.yml" in completed.stderr
     assert b"1 rules" in completed.stderr
+
+
+def run_in_terminal(arguments: list[str], cwd: Path) -> bytes:
+    """Run enricher with a pseudo-terminal as standard output and error; return what it wrote."""
+    import pty
+
+    pid, descriptor = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execv(sys.executable, [sys.executable, "-m", "enricher", *arguments])
+    output = b""
+    while True:
+        try:
+            chunk = os.read(descriptor, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    return output
+
+
+def test_scan_progress_on_terminal_only(tmp_path: Path, exchange_events: dict[str, list[dict[str, Any]]]) -> None:
+    events = [event for _name, _form, event in true_positive_variants(exchange_events)] * 400
+    events_file = write_ndjson(tmp_path / "events.ndjson", events)
+    on_terminal = run_in_terminal(["scan", "--output", str(tmp_path / "a.ndjson"), str(events_file)], tmp_path)
+    assert b"events/s" in on_terminal
+    assert b"\r" in on_terminal.split(b"enricher scan:")[0]
+    assert b"4800 events, 4800 matches, 12 alerts written" in on_terminal
+
+    piped = run_scan("--output", str(tmp_path / "b.ndjson"), str(events_file))
+    assert b"events/s" not in piped.stderr
+    assert b"\r" not in piped.stderr
+    assert b"4800  797011dc-44f4-4e6f-9f10-a8ceefbe566b  WMI Backdoor Exchange Transport Agent" in piped.stderr

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from enricher.logs import redact_url
 from enricher.sinks.base import SinkUnavailable, WriteResult
 from enricher.sinks.templates import load_template
 
@@ -37,6 +38,11 @@ class ClusterSettings:
     verify_certs: bool = True
     request_timeout: float = 30.0
     max_retries: int = 3
+
+    @property
+    def display_url(self) -> str:
+        """The URL without credentials, for logs and messages."""
+        return redact_url(self.url)
 
     def client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"request_timeout": self.request_timeout}
@@ -106,7 +112,7 @@ async def probe_engine(settings: ClusterSettings) -> EngineInfo:
             version = next(iter(nodes["nodes"].values()))["version"]
             return EngineInfo(distribution="elasticsearch", version=version)
     except _unavailable_errors() as error:
-        raise SinkUnavailable(f"cannot reach {settings.url}: {error}") from error
+        raise SinkUnavailable(f"cannot reach {settings.display_url}: {error}") from error
     finally:
         await client.close()
     version_info = info.get("version", {})
@@ -120,7 +126,7 @@ class ClusterSink:
 
     def __init__(self, settings: ClusterSettings) -> None:
         self.settings = settings
-        self.description = f"cluster {settings.url} index {settings.alerts_index}"
+        self.description = f"cluster {settings.display_url} index {settings.alerts_index}"
         self.engine: EngineInfo | None = None
         self._client: Any = None
         self._bulk: Any = None
@@ -131,7 +137,7 @@ class ClusterSink:
             self.engine = await probe_engine(self.settings)
             self._client, self._bulk = self._make_client(self.engine)
             logger.info(
-                "connected to %s %s at %s", self.engine.distribution, self.engine.version, self.settings.url
+                "connected to %s %s at %s", self.engine.distribution, self.engine.version, self.settings.display_url
             )
         self.install_report = await self.install()
 
@@ -158,7 +164,7 @@ class ClusterSink:
         client_major = int(elasticsearch.__versionstr__.split(".", 1)[0])
         if client_major != engine.major:
             raise ClusterConfigError(
-                f"Elasticsearch {engine.version} at {settings.url} needs the elasticsearch client "
+                f"Elasticsearch {engine.version} at {settings.display_url} needs the elasticsearch client "
                 f"{engine.major}.x, but {elasticsearch.__versionstr__} is installed: "
                 f"pip install 'elasticsearch[async]>={engine.major},<{engine.major + 1}'"
             )
@@ -203,8 +209,8 @@ class ClusterSink:
                 await self._create_first_index(index)
                 report["index"] = "created"
         except _unavailable_errors() as error:
-            raise SinkUnavailable(f"cannot install the alerts template on {self.settings.url}: {error}") from error
-        logger.info("alerts template %s, index %s on %s", report["template"], report["index"], self.settings.url)
+            raise SinkUnavailable(f"cannot install the alerts template on {self.settings.display_url}: {error}") from error
+        logger.info("alerts template %s, index %s on %s", report["template"], report["index"], self.settings.display_url)
         return report
 
     async def _create_first_index(self, alias: str) -> None:
@@ -252,18 +258,18 @@ class ClusterSink:
                 else:
                     rejected.append(detail)
         except _unavailable_errors() as error:
-            raise SinkUnavailable(f"bulk write to {self.settings.url} failed: {error}") from error
+            raise SinkUnavailable(f"bulk write to {self.settings.display_url} failed: {error}") from error
 
         if any(detail.get("status") == 429 for detail in rejected):
-            raise SinkUnavailable(f"{self.settings.url} rejected alerts with 429 after {self.settings.max_retries} retries")
+            raise SinkUnavailable(f"{self.settings.display_url} rejected alerts with 429 after {self.settings.max_retries} retries")
         if any(detail.get("status", 0) >= 500 for detail in rejected):
-            raise SinkUnavailable(f"{self.settings.url} failed to store alerts with a server error")
+            raise SinkUnavailable(f"{self.settings.display_url} failed to store alerts with a server error")
         result.failed = len(rejected)
         result.errors = [
             {"id": detail.get("_id"), "status": detail.get("status"), "error": detail.get("error")} for detail in rejected
         ]
         for error in result.errors:
-            logger.error("alert %s rejected by %s: %s", error["id"], self.settings.url, error["error"])
+            logger.error("alert %s rejected by %s: %s", error["id"], self.settings.display_url, error["error"])
         return result
 
     async def write_dead_letters(self, records: list[dict[str, Any]]) -> None:
@@ -273,7 +279,7 @@ class ClusterSink:
         result = await self._bulk_create(actions)
         if result.failed:
             raise SinkUnavailable(
-                f"{result.failed} dead-letter records were rejected by {self.settings.url}: "
+                f"{result.failed} dead-letter records were rejected by {self.settings.display_url}: "
                 f"{orjson.dumps(result.errors[:1]).decode()}"
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -66,8 +67,7 @@ class FileSink:
                 if lines:
                     handle.seek(0, os.SEEK_END)
                     handle.write(b"".join(lines))
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                    _flush_to_disk(handle)
                     self._offset = handle.tell()
                 result.written = len(lines)
             finally:
@@ -106,11 +106,20 @@ class FileSink:
         with open(path, "ab") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            _flush_to_disk(handle)
 
     async def ping(self) -> bool:
         return os.access(self.path.parent if not self.path.exists() else self.path, os.W_OK)
 
     async def close(self) -> None:
         return None
+
+
+def _flush_to_disk(handle: Any) -> None:
+    handle.flush()
+    try:
+        os.fsync(handle.fileno())
+    except OSError as error:
+        # Character devices and pipes (--output /dev/null) cannot be synced.
+        if error.errno != errno.EINVAL:
+            raise
