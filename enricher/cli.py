@@ -18,6 +18,7 @@ import orjson
 
 from enricher import __version__
 from enricher.config import Settings, SettingsError
+from enricher.dashboards.importer import DashboardsError, install_dashboards
 from enricher.decode import BodyError, Decoded, decode_body, decode_ndjson
 from enricher.logs import logging_config
 from enricher.pipeline import BatchResult, Pipeline, build_detector, build_sink
@@ -129,7 +130,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", metavar="PATH", help="Sigma rule file or folder")
     check.set_defaults(handler=_rules_check)
 
-    setup = commands.add_parser("setup", parents=[common], help="install the alerts index template on the cluster")
+    setup = commands.add_parser(
+        "setup",
+        parents=[common],
+        help="install the lifecycle policy, alerts index template, first index and dashboards",
+    )
+    setup.add_argument(
+        "--dashboards-url",
+        metavar="URL",
+        help="Kibana or OpenSearch Dashboards URL to import the saved objects into. Env: ENRICHER_DASHBOARDS_URL.",
+    )
+    setup.add_argument("--dry-run", action="store_true", help="print what would be done and change nothing")
     setup.set_defaults(handler=_setup)
     return parser
 
@@ -144,6 +155,7 @@ _FLAG_ENV = {
     "port": "ENRICHER_PORT",
     "workers": "ENRICHER_WORKERS",
     "alerts_file": "ENRICHER_ALERTS_FILE",
+    "dashboards_url": "ENRICHER_DASHBOARDS_URL",
 }
 _PATH_FLAG_ENV = {
     "rules": "ENRICHER_RULES",
@@ -419,8 +431,8 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     async def install() -> dict[str, str]:
         sink = ClusterSink(settings.cluster)
         try:
-            await sink.start()
-            return sink.install_report
+            await sink.connect()
+            return await sink.install(dry_run=args.dry_run)
         finally:
             await sink.close()
 
@@ -429,6 +441,14 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     except SinkUnavailable as error:
         print(f"enricher setup: {error}", file=sys.stderr)
         return 1
+    if settings.dashboards is not None:
+        try:
+            report["dashboards"] = install_dashboards(settings.dashboards, dry_run=args.dry_run)
+        except DashboardsError as error:
+            print(f"enricher setup: {error}", file=sys.stderr)
+            return 1
+    else:
+        report["dashboards"] = "skipped: no dashboards URL (--dashboards-url or ENRICHER_DASHBOARDS_URL)"
     for item, state in report.items():
         print(f"{item}: {state}")
     return 0

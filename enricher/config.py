@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from enricher.dashboards.importer import DashboardsSettings
 from enricher.sinks.cluster import ClusterSettings
 
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
@@ -42,6 +43,7 @@ class Settings:
     dead_letter_file: Path = Path("enricher-dead-letter.ndjson")
     cluster: ClusterSettings | None = None
     upstream: UpstreamSettings | None = None
+    dashboards: DashboardsSettings | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -120,6 +122,19 @@ class Settings:
                 ca_certs=text("ENRICHER_CLUSTER_CA_CERTS") or (upstream.ca_certs if upstream and url == upstream_url else None),
                 verify_certs=True if verify is None else verify,
                 request_timeout=float(integer("ENRICHER_CLUSTER_TIMEOUT", 30, minimum=1)),
+                retention_days=integer("ENRICHER_ALERTS_RETENTION_DAYS", 90, minimum=1),
+            )
+
+        dashboards = None
+        dashboards_url = text("ENRICHER_DASHBOARDS_URL")
+        if dashboards_url is not None:
+            dashboards_verify = flag("ENRICHER_DASHBOARDS_VERIFY_CERTS")
+            dashboards = DashboardsSettings(
+                url=dashboards_url,
+                username=text("ENRICHER_DASHBOARDS_USERNAME") or text("ENRICHER_CLUSTER_USERNAME"),
+                password=text("ENRICHER_DASHBOARDS_PASSWORD") or text("ENRICHER_CLUSTER_PASSWORD"),
+                api_key=text("ENRICHER_DASHBOARDS_API_KEY"),
+                verify_certs=True if dashboards_verify is None else dashboards_verify,
             )
 
         return cls(
@@ -133,6 +148,7 @@ class Settings:
             dead_letter_file=Path(text("ENRICHER_DEAD_LETTER_FILE", "enricher-dead-letter.ndjson")),
             cluster=cluster,
             upstream=upstream,
+            dashboards=dashboards,
             host=text("ENRICHER_HOST", "127.0.0.1"),
             port=integer("ENRICHER_PORT", 8080, minimum=0),
             workers=integer("ENRICHER_WORKERS", 1, minimum=1),

@@ -38,6 +38,7 @@ class ClusterSettings:
     verify_certs: bool = True
     request_timeout: float = 30.0
     max_retries: int = 3
+    retention_days: int = 90
 
     @property
     def display_url(self) -> str:
@@ -121,6 +122,43 @@ async def probe_engine(settings: ClusterSettings) -> EngineInfo:
     )
 
 
+def lifecycle_policy(kind: str, alias: str, retention_days: int) -> dict[str, Any]:
+    """Roll the alerts index over at 30 days or 50 GB per primary shard; delete it after the retention."""
+    if kind == "ilm":
+        return {
+            "policy": {
+                "_meta": {"managed_by": "enricher"},
+                "phases": {
+                    "hot": {"actions": {"rollover": {"max_age": "30d", "max_primary_shard_size": "50gb"}}},
+                    "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}},
+                },
+            }
+        }
+    return {
+        "policy": {
+            "description": "enricher alerts: roll over, then delete after the retention",
+            "default_state": "hot",
+            "states": [
+                {
+                    "name": "hot",
+                    "actions": [{"rollover": {"min_index_age": "30d", "min_primary_shard_size": "50gb"}}],
+                    "transitions": [{"state_name": "delete", "conditions": {"min_index_age": f"{retention_days}d"}}],
+                },
+                {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+            ],
+            "ism_template": [{"index_patterns": [f"{alias}-*"], "priority": 100}],
+        }
+    }
+
+
+def _policy_matches(kind: str, current: Any, name: str, policy: dict[str, Any]) -> bool:
+    if kind == "ilm":
+        stored = current.get(name, {}).get("policy", {})
+        return stored.get("phases") == policy["policy"]["phases"]
+    stored = current.get("policy", {})
+    return stored.get("states") == policy["policy"]["states"] and stored.get("default_state") == "hot"
+
+
 class ClusterSink:
     """Bulk-creates alerts with their deterministic ids; a 409 conflict is a duplicate, not an error."""
 
@@ -132,13 +170,17 @@ class ClusterSink:
         self._bulk: Any = None
         self.install_report: dict[str, str] = {}
 
-    async def start(self) -> None:
+    async def connect(self) -> None:
+        """Probe the engine and open the client matching it."""
         if self._client is None:
             self.engine = await probe_engine(self.settings)
             self._client, self._bulk = self._make_client(self.engine)
             logger.info(
                 "connected to %s %s at %s", self.engine.distribution, self.engine.version, self.settings.display_url
             )
+
+    async def start(self) -> None:
+        await self.connect()
         self.install_report = await self.install()
 
     def _make_client(self, engine: EngineInfo) -> tuple[Any, Any]:
@@ -176,42 +218,112 @@ class ClusterSink:
         client = AsyncElasticsearch(hosts=[settings.url], **auth, **options)
         return client, async_streaming_bulk
 
-    async def install(self) -> dict[str, str]:
-        """Install the alerts template and the first alerts index; return what changed.
+    async def install(self, dry_run: bool = False) -> dict[str, str]:
+        """Install the lifecycle policy, the alerts template and the first alerts index; return what changed.
 
-        Idempotent: a template with the same ``version`` is left alone, and an
-        existing alias or index of the alerts name is kept.
+        Idempotent: what already matches is left alone and reported as
+        unchanged. A lifecycle policy is installed where the engine offers
+        one (ILM on Elasticsearch, ISM on OpenSearch) and skipped with the
+        reason where the endpoint is missing. With ``dry_run`` nothing is
+        written and the report says what would be done.
         """
         assert self.engine is not None
-        client = self._client
         index = self.settings.alerts_index
-        # The template is named after the alerts index, so deployments with
-        # different index names keep separate templates.
-        template_name = index
-        template = load_template(self.engine.distribution, index)
         report: dict[str, str] = {}
         try:
-            current = None
-            if await client.indices.exists_index_template(name=template_name):
-                response = await client.indices.get_index_template(name=template_name)
-                current = response["index_templates"][0]["index_template"]
-            if current is not None and current.get("version") == template["version"] and current.get(
-                "index_patterns"
-            ) == template["index_patterns"]:
-                report["template"] = "unchanged"
-            else:
-                await client.indices.put_index_template(name=template_name, body=template)
-                report["template"] = "installed" if current is None else "updated"
-
-            if await client.indices.exists_alias(name=index) or await client.indices.exists(index=index):
+            lifecycle = await self._lifecycle_kind()
+            report["lifecycle"] = await self._install_lifecycle(lifecycle, dry_run)
+            report["template"] = await self._install_template(lifecycle, dry_run)
+            if await self._client.indices.exists_alias(name=index) or await self._client.indices.exists(index=index):
                 report["index"] = "unchanged"
+            elif dry_run:
+                report["index"] = f"would create {index}-000001 behind the write alias {index}"
             else:
                 await self._create_first_index(index)
                 report["index"] = "created"
         except _unavailable_errors() as error:
             raise SinkUnavailable(f"cannot install the alerts template on {self.settings.display_url}: {error}") from error
-        logger.info("alerts template %s, index %s on %s", report["template"], report["index"], self.settings.display_url)
+        if not dry_run:
+            logger.info(
+                "alerts lifecycle %s, template %s, index %s on %s",
+                report["lifecycle"],
+                report["template"],
+                report["index"],
+                self.settings.display_url,
+            )
         return report
+
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """Send a request with the engine's client; return (status, body) for 2xx and 4xx answers."""
+        assert self.engine is not None
+        if self.engine.distribution == "opensearch":
+            from opensearchpy.exceptions import TransportError as OpenSearchError
+
+            try:
+                return 200, await self._client.transport.perform_request(method, path, body=body)
+            except OpenSearchError as error:
+                if isinstance(error.status_code, int) and 400 <= error.status_code < 500:
+                    return error.status_code, error.info
+                raise
+        import elastic_transport
+
+        headers = {"accept": "application/json"}
+        if body is not None:
+            headers["content-type"] = "application/json"
+        try:
+            response = await self._client.perform_request(method, path, headers=headers, body=body)
+        except elastic_transport.ApiError as error:
+            if 400 <= error.meta.status < 500:
+                return error.meta.status, error.body
+            raise
+        return response.meta.status, response.body
+
+    async def _lifecycle_kind(self) -> str | None:
+        """Return "ilm" or "ism" when the engine serves that policy API, else None."""
+        assert self.engine is not None
+        path = "/_plugins/_ism/policies" if self.engine.distribution == "opensearch" else "/_ilm/policy"
+        status, _body = await self._request("GET", path)
+        if status == 200:
+            return "ism" if self.engine.distribution == "opensearch" else "ilm"
+        return None
+
+    async def _install_lifecycle(self, kind: str | None, dry_run: bool) -> str:
+        assert self.engine is not None
+        name = self.settings.alerts_index
+        if kind is None:
+            endpoint = "ISM (/_plugins/_ism)" if self.engine.distribution == "opensearch" else "ILM (/_ilm)"
+            return f"skipped: {self.settings.display_url} has no {endpoint} endpoint"
+        policy = lifecycle_policy(kind, name, self.settings.retention_days)
+        path = f"/_plugins/_ism/policies/{name}" if kind == "ism" else f"/_ilm/policy/{name}"
+        status, current = await self._request("GET", path)
+        if status == 200 and _policy_matches(kind, current, name, policy):
+            return f"unchanged ({kind.upper()} policy {name})"
+        if dry_run:
+            return f"would install {kind.upper()} policy {name}"
+        if kind == "ism" and status == 200:
+            # ISM replaces a policy only with its current sequence numbers.
+            seq_no, primary_term = current["_seq_no"], current["_primary_term"]
+            path = f"{path}?if_seq_no={seq_no}&if_primary_term={primary_term}"
+        status, answer = await self._request("PUT", path, policy)
+        if status >= 300:
+            raise SinkUnavailable(f"installing the {kind.upper()} policy {name} failed: {answer}")
+        return f"installed ({kind.upper()} policy {name})"
+
+    async def _install_template(self, lifecycle: str | None, dry_run: bool) -> str:
+        assert self.engine is not None
+        index = self.settings.alerts_index
+        # The template is named after the alerts index, so deployments with
+        # different index names keep separate templates.
+        template = load_template(self.engine.distribution, index, lifecycle)
+        status, current = await self._request("GET", f"/_index_template/{index}")
+        if status == 200 and current["index_templates"][0]["index_template"].get("_meta") == template["_meta"]:
+            return "unchanged"
+        if dry_run:
+            return f"would {'install' if status != 200 else 'update'} index template {index}"
+        status_put, answer = await self._request("PUT", f"/_index_template/{index}", template)
+        if status_put >= 300:
+            raise SinkUnavailable(f"installing the index template {index} failed: {answer}")
+        return "installed" if status != 200 else "updated"
 
     async def _create_first_index(self, alias: str) -> None:
         # A concrete first index behind a write alias lets lifecycle policies
