@@ -45,8 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detector = build_detector(settings)
         sink = build_sink(settings)
         app.state.pipeline = pipeline = Pipeline(detector, sink)
-        # Serve even when the sink is down: requests answer 503 until it is
-        # back, and Logstash and Beats retry those.
+        # Serve even when the sink is down. Requests get 503 until it is back,
+        # and Logstash and Beats retry them.
         await pipeline.start_sink()
         logger.info(
             "enricher %s started: %d rules, sink %s", __version__, len(detector.rules), sink.description
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             result = await pipeline.process(decoded.events, decoded.dead_letters, source="ingest")
         except SinkUnavailable as error:
-            logger.warning("answering 503 to a batch of %d events: %s", len(decoded.events), error)
+            logger.warning("returning 503 for a batch of %d events: %s", len(decoded.events), error)
             return _unavailable(settings, str(error))
 
         content: dict[str, Any] = result.as_dict()
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await pipeline.store(evaluation, [], source="enrich")
         except SinkUnavailable as error:
-            logger.warning("answering 503 to /enrich with %d events: %s", len(decoded.events), error)
+            logger.warning("returning 503 for /enrich with %d events: %s", len(decoded.events), error)
             return _unavailable(settings, str(error))
 
         outputs = []
@@ -191,9 +191,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def reload_detector(app: FastAPI, settings: Settings) -> dict[str, Any]:
     """Build a new rule set and swap it in atomically, unless it fails to load.
 
-    A reload fails when loading raises, when no rule loads, or when a rule is
-    rejected that was not already rejected in the current set; the current
-    set then stays in use and the errors are returned.
+    A reload fails when loading raises, when no rule loads, or when it
+    rejects a rule the current set did not reject. The current set then
+    stays in use and the errors are returned.
     """
     pipeline: Pipeline = app.state.pipeline
     current = pipeline.detector

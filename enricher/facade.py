@@ -92,7 +92,7 @@ def upstream_response(response: httpx.Response) -> Response:
 
 
 def error_response(status: int, error_type: str, reason: str, retry_after: int | None = None) -> Response:
-    """An error in Elasticsearch's shape; senders parse ``error.type`` and ``status``."""
+    """Build an error response in Elasticsearch's shape, because senders parse ``error.type`` and ``status``."""
     body = orjson.dumps({"error": {"type": error_type, "reason": reason}, "status": status})
     headers = {"X-Elastic-Product": "Elasticsearch"}
     if retry_after is not None:
@@ -194,7 +194,7 @@ def facade_router(upstream: Upstream | None, max_body_bytes: int, retry_after: i
             # request and nothing reached the upstream twice.
             await pipeline.store(evaluation, [], source="bulk")
         except SinkUnavailable as error:
-            logger.warning("answering 503 to a bulk request of %d documents: %s", len(documents), error)
+            logger.warning("returning 503 for a bulk request of %d documents: %s", len(documents), error)
             return error_response(503, "unavailable_shards_exception", f"alert sink unavailable: {error}", retry_after)
 
         matched = iter(evaluation.matches)

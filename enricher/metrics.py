@@ -2,7 +2,7 @@
 
 ``enricher serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` (a fresh folder, or
 ``ENRICHER_METRICS_DIR``) before the workers start, so every worker writes
-its samples there and ``/metrics``, answered by any worker, sums them all.
+its samples there and ``/metrics``, served by any worker, sums them all.
 Without that variable (``enricher scan``, tests) the metrics live in the
 process.
 """

@@ -59,12 +59,17 @@ def _merge(target: dict[str, Any], source: dict[str, Any]) -> None:
             if current is None:
                 current = target[key] = {}
             elif not isinstance(current, dict):
-                # The event holds a value where the tags need an object; the
-                # event's value is kept, as the index mapping expects it.
+                # The event contains a value where the tags need an object.
+                # The event's value is kept, because the index mapping expects it.
                 continue
             _merge(current, value)
         elif isinstance(value, list):
-            existing = current if isinstance(current, list) else ([] if current is None else [current])
+            if isinstance(current, list):
+                existing = current
+            elif current is None:
+                existing = []
+            else:
+                existing = [current]
             target[key] = existing + [item for item in value if item not in existing]
         elif current is None:
             target[key] = value
