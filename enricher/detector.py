@@ -2,9 +2,9 @@
 
 Each rule carries groups of literals, and every matching event contains a
 literal of each group (see ``enricher.rules.prefilter``). The detector indexes
-the literals per Sigma field in an Aho-Corasick automaton, so per event it
-folds each indexed field once, scans it once, and runs only the rules all of
-whose groups were hit, plus the few rules without literals. The cost per event grows with the fields it has and the
+the literals per Sigma field in an Aho-Corasick automaton. Per event it folds
+each indexed field once and scans it once. Then it runs only the rules whose
+groups were all hit, plus the few rules without literals. The cost per event grows with the fields it has and the
 literals found, not with the number of rules loaded. ``indexed=False`` runs
 every rule on every event; tests compare both modes.
 """
@@ -147,10 +147,10 @@ def _select_groups(rules: tuple[CompiledRule, ...]) -> list[tuple[frozenset[tupl
     """Choose the literal groups to index per rule.
 
     Any one group of a rule is enough for correctness, and every indexed
-    field costs a lookup per event. So a group with a one-character ASCII
-    literal, which hits many times per value, is dropped when the rule has
-    other groups, and a group on a field few rules use is dropped when the
-    rule has a selective group on a commonly used field.
+    field costs a lookup per event. A group with a one-character ASCII
+    literal hits many times per value, so it is dropped when the rule has
+    other groups. A group on a field few rules use is dropped when the rule
+    has a selective group on a commonly used field.
     """
     usable = []
     for rule in rules:

@@ -82,7 +82,7 @@ async def probe_engine(settings: ClusterSettings) -> EngineInfo:
     """Read the engine's distribution and version with opensearch-py, which does no product check.
 
     ``GET /`` names the distribution. Elasticsearch builds without the module
-    that serves ``GET /`` (its integ-test distribution) answer 405 there, so
+    that serves ``GET /`` (its integ-test distribution) return 405 there, so
     the version then comes from ``GET /_nodes/_local``; OpenSearch always
     serves ``GET /``.
     """
@@ -225,7 +225,7 @@ class ClusterSink:
         unchanged. A lifecycle policy is installed where the engine offers
         one (ILM on Elasticsearch, ISM on OpenSearch) and skipped with the
         reason where the endpoint is missing. With ``dry_run`` nothing is
-        written and the report says what would be done.
+        written and the report describes what would be done.
         """
         assert self.engine is not None
         index = self.settings.alerts_index
@@ -254,7 +254,7 @@ class ClusterSink:
         return report
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        """Send a request with the engine's client; return (status, body) for 2xx and 4xx answers."""
+        """Send a request with the engine's client; return (status, body) for 2xx and 4xx responses."""
         assert self.engine is not None
         if self.engine.distribution == "opensearch":
             from opensearchpy.exceptions import TransportError as OpenSearchError
