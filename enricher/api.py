@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from enricher import __version__, metrics
 from enricher.config import Settings
-from enricher.decode import BodyError, BodyTooLarge, UnsupportedEncoding, decode_body, inflate
+from enricher.decode import BodyError, BodyTooLarge, Decoded, UnsupportedEncoding, decode_body, inflate
 from enricher.facade import Upstream, facade_router
 from enricher.pipeline import Pipeline, build_detector, build_sink
 from enricher.sinks.base import SinkUnavailable
@@ -70,16 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def ingest(request: Request) -> Response:
         """Accept Logstash ``http`` output bodies: json, json_batch or NDJSON, optionally gzip."""
         pipeline: Pipeline = request.app.state.pipeline
-        body = await request.body()
-        try:
-            data = inflate(body, request.headers.get("content-encoding"), settings.max_body_bytes)
-            decoded = decode_body(data)
-        except UnsupportedEncoding as error:
-            return JSONResponse({"error": str(error)}, status_code=415)
-        except BodyTooLarge as error:
-            return JSONResponse({"error": str(error)}, status_code=413)
-        except BodyError as error:
-            return JSONResponse({"error": str(error), "position": error.position}, status_code=400)
+        decoded = await _read_events(request, settings)
+        if isinstance(decoded, Response):
+            return decoded
 
         try:
             result = await pipeline.process(decoded.events, decoded.dead_letters, source="ingest")
@@ -103,16 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if mode not in ("tags", "event"):
             return JSONResponse({"error": f"invalid mode {mode!r}; use tags or event"}, status_code=400)
         pipeline: Pipeline = request.app.state.pipeline
-        body = await request.body()
-        try:
-            data = inflate(body, request.headers.get("content-encoding"), settings.max_body_bytes)
-            decoded = decode_body(data)
-        except UnsupportedEncoding as error:
-            return JSONResponse({"error": str(error)}, status_code=415)
-        except BodyTooLarge as error:
-            return JSONResponse({"error": str(error)}, status_code=413)
-        except BodyError as error:
-            return JSONResponse({"error": str(error), "position": error.position}, status_code=400)
+        decoded = await _read_events(request, settings)
+        if isinstance(decoded, Response):
+            return decoded
         if decoded.dead_letters:
             positions = ", ".join(letter.position for letter in decoded.dead_letters)
             return JSONResponse({"error": f"not JSON objects: {positions}"}, status_code=400)
@@ -128,8 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for event, rules in zip(decoded.events, evaluation.matches):
             tags = tags_for(rules)
             outputs.append(apply_tags(event, tags) if mode == "event" else tags)
-        single = data.lstrip()[:1] == b"{" and len(outputs) == 1 and b"\n{" not in data.strip()
-        return JSONResponse(outputs[0] if single else outputs)
+        return JSONResponse(outputs[0] if decoded.single_object else outputs)
 
     @app.get("/rules")
     async def list_rules(request: Request) -> Response:
@@ -229,6 +214,20 @@ def _install_reload_signal(app: FastAPI, settings: Settings) -> None:
     except (NotImplementedError, RuntimeError, ValueError) as error:
         # Not the main thread (the test client) or a platform without SIGHUP.
         logger.debug("SIGHUP reload not installed: %s", error)
+
+
+async def _read_events(request: Request, settings: Settings) -> Decoded | Response:
+    """Read, inflate and decode a request body; return the error response when that fails."""
+    body = await request.body()
+    try:
+        data = inflate(body, request.headers.get("content-encoding"), settings.max_body_bytes)
+        return decode_body(data)
+    except UnsupportedEncoding as error:
+        return JSONResponse({"error": str(error)}, status_code=415)
+    except BodyTooLarge as error:
+        return JSONResponse({"error": str(error)}, status_code=413)
+    except BodyError as error:
+        return JSONResponse({"error": str(error), "position": error.position}, status_code=400)
 
 
 def _unavailable(settings: Settings, message: str) -> Response:

@@ -44,6 +44,8 @@ class DeadLetter:
 class Decoded:
     events: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # True when the body was one JSON object rather than an array or NDJSON.
+    single_object: bool = False
 
 
 def inflate(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
@@ -113,6 +115,7 @@ def decode_body(body: bytes) -> Decoded:
                 )
     elif isinstance(document, dict):
         result.events.append(document)
+        result.single_object = True
     else:
         raise BodyError(f"expected a JSON object, array of objects or NDJSON, found {_type_name(document)}", 0)
     return result
