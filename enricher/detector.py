@@ -18,6 +18,7 @@ from typing import Any
 import ahocorasick
 
 from enricher.rules.compiler import EventContext
+from enricher.rules.values import text_of
 from enricher.rules.fieldmap import FieldMapping
 from enricher.rules.loader import CompiledRule, RuleSet
 from enricher.rules.logsource import LogsourceGate, LogsourceTable
@@ -50,6 +51,23 @@ class Detector:
         self._group_rule: list[int] = []
         self._rule_groups: dict[int, tuple[int, ...]] = {}
         self._automata = self._build_automata() if indexed else ()
+        self._hit_cache: dict[str | None, dict[str, tuple[int, ...]]] = {field: {} for field, _ in self._automata}
+
+    def clear_caches(self) -> None:
+        """Forget the literal hits remembered per field value."""
+        for cache in self._hit_cache.values():
+            cache.clear()
+
+    @staticmethod
+    def _scan(automaton: ahocorasick.Automaton, text: str, cache: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
+        # Field values repeat across events (the same images, parents and
+        # command lines), so the groups a value hits are remembered; the
+        # cache is emptied when full rather than tracked per entry.
+        groups = {group for _end, ids in automaton.iter(text.casefold()) for group in ids}
+        if len(cache) >= HIT_CACHE_SIZE:
+            cache.clear()
+        found = cache[text] = tuple(groups)
+        return found
 
     def _build_automata(self) -> tuple[tuple[str | None, ahocorasick.Automaton], ...]:
         literals_by_field: dict[str | None, dict[str, set[int]]] = {}
@@ -85,9 +103,23 @@ class Detector:
             return list(self._always)
         hit: set[int] = set()
         for field, automaton in self._automata:
-            for text in context.folded(field):
-                for _end, groups in automaton.iter(text):
+            if field is None:
+                for text in context.folded(None):
+                    for _end, groups in automaton.iter(text):
+                        hit.update(groups)
+                continue
+            cache = self._hit_cache[field]
+            for value in context.values(field):
+                text = value if type(value) is str else text_of(value)
+                if text is None:
+                    continue
+                groups = cache.get(text)
+                if groups is None:
+                    groups = self._scan(automaton, text, cache)
+                if groups:
                     hit.update(groups)
+        if not hit:
+            return list(self._always)
         found = set(self._always)
         group_rule = self._group_rule
         rule_groups = self._rule_groups
@@ -127,6 +159,9 @@ class Detector:
                 matched.append(rule)
         return matched
 
+
+HIT_CACHE_SIZE = 65_536
+"""Field values whose literal hits are remembered, per indexed field."""
 
 MIN_RULES_PER_FIELD = 10
 """A field indexed for fewer rules costs a lookup per event for little selection."""
