@@ -10,7 +10,7 @@ import logging.config
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -99,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--cluster-url", metavar="URL", help="Elasticsearch or OpenSearch URL. Env: ENRICHER_CLUSTER_URL.")
     common.add_argument("--alerts-index", metavar="NAME", help="alerts index or alias (default enricher-alerts). Env: ENRICHER_ALERTS_INDEX.")
-    common.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="Env: ENRICHER_LOG_LEVEL.")
+    common.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="log level (default info). Env: ENRICHER_LOG_LEVEL."
+    )
     common.add_argument(
         "--log-format", choices=("text", "json"), help="log lines as text or one JSON object each. Env: ENRICHER_LOG_FORMAT."
     )
@@ -183,30 +185,37 @@ def _export_flags(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    _prepare_metrics_dir()
-    uvicorn.run(
-        "enricher.api:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        log_config=logging_config(settings.log_level, settings.log_format == "json"),
-        # One line per request would flood the logs at any real rate;
-        # /metrics has the request counts and latencies.
-        access_log=False,
-        # Logstash and Beats keep pooled connections open; a short idle timeout
-        # makes them fail with connection resets mid-request.
-        timeout_keep_alive=75,
-    )
+    # One worker runs the app in this process and keeps its metrics here;
+    # several workers are separate processes that share a samples folder.
+    cleanup = _prepare_metrics_dir() if settings.workers > 1 else None
+    try:
+        uvicorn.run(
+            "enricher.api:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            log_config=logging_config(settings.log_level, settings.log_format == "json"),
+            # One line per request would flood the logs at any real rate;
+            # /metrics has the request counts and latencies.
+            access_log=False,
+            # Logstash and Beats keep pooled connections open; a short idle timeout
+            # makes them fail with connection resets mid-request.
+            timeout_keep_alive=75,
+        )
+    finally:
+        if cleanup is not None:
+            cleanup()
     return 0
 
 
-def _prepare_metrics_dir() -> None:
+def _prepare_metrics_dir() -> Callable[[], None] | None:
     """Give the workers an empty folder for their Prometheus samples (multiprocess mode).
 
     ``ENRICHER_METRICS_DIR`` names it; otherwise a new temporary folder is
-    made. Samples of an earlier run are removed, so counters start at zero.
+    made, and the returned function removes it. Samples of an earlier run
+    are removed, so counters start at zero.
     """
     import shutil
     import tempfile
@@ -214,6 +223,7 @@ def _prepare_metrics_dir() -> None:
     from enricher.metrics import MULTIPROCESS_ENV
 
     folder = os.environ.get("ENRICHER_METRICS_DIR")
+    cleanup = None
     if folder:
         path = Path(folder)
         path.mkdir(parents=True, exist_ok=True)
@@ -221,10 +231,12 @@ def _prepare_metrics_dir() -> None:
             stale.unlink()
     else:
         path = Path(tempfile.mkdtemp(prefix="enricher-metrics-"))
-        import atexit
 
-        atexit.register(shutil.rmtree, path, True)
+        def cleanup() -> None:
+            shutil.rmtree(path, ignore_errors=True)
+
     os.environ[MULTIPROCESS_ENV] = str(path)
+    return cleanup
 
 
 class _StdoutSink:

@@ -180,11 +180,31 @@ def _engine_urls_from_env() -> dict[str, str]:
     return urls
 
 
+DEFAULT_ENGINE_URLS = {"opensearch": "http://127.0.0.1:9250", "elasticsearch": "http://127.0.0.1:9251"}
+
+
+def _engines_answering(urls: dict[str, str]) -> bool:
+    for url in urls.values():
+        try:
+            if httpx.get(f"{url}/_cluster/health", timeout=2).status_code != 200:
+                return False
+        except httpx.HTTPError:
+            return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def engine_urls() -> Iterator[dict[str, str]]:
-    """URLs of the OpenSearch and Elasticsearch test nodes; started here when not given."""
+    """URLs of the OpenSearch and Elasticsearch test nodes.
+
+    Taken from ENRICHER_TEST_*_URL, else nodes already answering on the
+    default ports are reused, else .ci/engines.sh starts them, and only
+    then are they stopped at the end of the session.
+    """
     urls = _engine_urls_from_env()
     started = False
+    if len(urls) < 2 and _engines_answering(DEFAULT_ENGINE_URLS):
+        urls = dict(DEFAULT_ENGINE_URLS)
     if len(urls) < 2:
         script = REPO / ".ci" / "engines.sh"
         completed = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=900)

@@ -46,3 +46,15 @@ def test_metrics_two_workers_exact_totals(start_server, exchange_events: dict[st
     assert sample(text, "enricher_dead_letters_total", route="ingest") == 2
     ingest_requests = sample(text, "enricher_request_duration_seconds_count", route="/ingest", method="POST", status="200")
     assert ingest_requests == requests + 1
+
+
+def test_metrics_one_worker(start_server, exchange_events: dict[str, list[dict[str, Any]]]) -> None:
+    server = start_server({})
+    _name, _form, positive = true_positive_variants(exchange_events)[0]
+    assert httpx.post(f"{server.url}/ingest", content=orjson.dumps(positive), timeout=30).status_code == 200
+
+    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+
+    assert sample(text, "enricher_events_received_total", route="ingest") == 1
+    assert sample(text, "enricher_alerts_written_total") == 1
+    assert sample(text, "enricher_request_duration_seconds_count", route="/ingest", method="POST", status="200") == 1
