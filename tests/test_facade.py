@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -156,13 +159,19 @@ def test_pass_through_requests(engine, start_server, names) -> None:
 
 
 class ToggleProxy:
-    """A TCP relay in front of a real engine that can refuse connections, to stop the upstream on demand."""
+    """A TCP relay in front of a real engine that can refuse connections, to stop the upstream on demand.
 
-    def __init__(self, target_url: str) -> None:
+    With ``tls`` it terminates TLS with that server context, as a cluster
+    with TLS would, and keeps the bytes clients send in ``received``.
+    """
+
+    def __init__(self, target_url: str, tls: ssl.SSLContext | None = None) -> None:
         target = httpx.URL(target_url)
         self.target = (target.host, target.port)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.received = bytearray()
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.base_events.Server | None = None
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -171,7 +180,9 @@ class ToggleProxy:
 
     def start(self) -> None:
         async def open_server() -> None:
-            self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
+            self.server = await asyncio.start_server(
+                self._relay, "127.0.0.1", self.port, reuse_address=True, ssl=self.tls
+            )
 
         asyncio.run_coroutine_threadsafe(open_server(), self.loop).result(10)
 
@@ -193,15 +204,19 @@ class ToggleProxy:
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
 
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, record: bool) -> None:
             try:
                 while data := await source.read(65536):
+                    if record:
+                        self.received.extend(data)
                     sink.write(data)
                     await sink.drain()
             finally:
                 sink.close()
 
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True)
+        await asyncio.gather(
+            pipe(reader, upstream_writer, True), pipe(upstream_reader, writer, False), return_exceptions=True
+        )
 
 
 @pytest.fixture
@@ -250,6 +265,68 @@ def test_upstream_down_then_retried_exactly_once(engine, proxy, start_server, na
     assert count(upstream, names["events"]) == len(shipment)
     assert count(upstream, names["events"], {"exists": {"field": "rule.id"}}) == 1
     assert count(upstream, names["alerts"]) == 1
+
+
+def make_certificates(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """Create a CA and a server certificate for 127.0.0.1 signed by it, with openssl; return (ca, cert, key)."""
+    ca_key, ca_cert = folder / f"{name}-ca.key", folder / f"{name}-ca.pem"
+    key, request, cert = folder / f"{name}.key", folder / f"{name}.csr", folder / f"{name}.pem"
+    extensions = folder / f"{name}.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    commands = [
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_cert,
+         "-days", "2", "-subj", f"/CN={name} test CA"],
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", request, "-subj", "/CN=127.0.0.1"],
+        ["openssl", "x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "2", "-extfile", extensions],
+    ]
+    for command in commands:
+        subprocess.run([str(part) for part in command], check=True, capture_output=True)
+    return ca_cert, cert, key
+
+
+def test_upstream_tls_and_sender_authorization(engine, start_server, names, shipment, tmp_path) -> None:
+    name, url = engine
+    ca_cert, cert, key = make_certificates(tmp_path, "upstream")
+    other_ca, _cert, _key = make_certificates(tmp_path, "other")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    proxy = ToggleProxy(url, tls=context)
+    try:
+        trusted = start_server(
+            {
+                "ENRICHER_UPSTREAM_URL": proxy.url,
+                "ENRICHER_UPSTREAM_CA_CERTS": str(ca_cert),
+                "ENRICHER_CLUSTER_URL": url,
+                "ENRICHER_ALERTS_INDEX": names["alerts"],
+            }
+        )
+        body = orjson.dumps({"index": {"_index": names["events"]}}) + b"\n" + orjson.dumps(shipment[-1]) + b"\n"
+        sender_headers = {"Content-Type": "application/x-ndjson", "Authorization": "Basic c2hpcHBlcjpzM2NyZXQ="}
+
+        response = httpx.post(f"{trusted.url}/_bulk", content=body, headers=sender_headers, timeout=60)
+
+        assert response.status_code == 200
+        assert response.json()["errors"] is False
+        # The cluster (here the TLS endpoint in front of it) got the sender's credentials.
+        head = bytes(proxy.received).split(b"\r\n\r\n", 1)[0].decode()
+        forwarded = [line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:] if line.lower().startswith("authorization:")]
+        assert forwarded == ["Basic c2hpcHBlcjpzM2NyZXQ="]
+        assert count(engine_client(name, url), names["events"]) == 1
+
+        untrusted = start_server(
+            {
+                "ENRICHER_UPSTREAM_URL": proxy.url,
+                "ENRICHER_UPSTREAM_CA_CERTS": str(other_ca),
+                "ENRICHER_CLUSTER_URL": url,
+                "ENRICHER_ALERTS_INDEX": names["alerts"],
+            }
+        )
+        refused = httpx.post(f"{untrusted.url}/_bulk", content=body, headers=sender_headers, timeout=60)
+        assert refused.status_code == 503
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.json()["error"]["reason"]
+    finally:
+        proxy.close()
 
 
 def test_alert_sink_down_answers_503_before_forwarding(engine, start_server, names, shipment) -> None:
