@@ -171,6 +171,8 @@ class ToggleProxy:
         self.port = free_port()
         self.tls = tls
         self.received = bytearray()
+        self.refused = 0
+        self._refuse_left = 0
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.base_events.Server | None = None
@@ -196,12 +198,28 @@ class ToggleProxy:
 
         asyncio.run_coroutine_threadsafe(close_server(), self.loop).result(10)
 
+    def refuse_next(self, count: int) -> None:
+        """Drop the open connections and close the next ``count`` new ones at once: the upstream is down."""
+
+        async def drop() -> None:
+            self._refuse_left = count
+            for task in [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]:
+                task.cancel()
+            await asyncio.sleep(0.1)
+
+        asyncio.run_coroutine_threadsafe(drop(), self.loop).result(10)
+
     def close(self) -> None:
         self.stop()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._refuse_left > 0:
+            self._refuse_left -= 1
+            self.refused += 1
+            writer.close()
+            return
         upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, record: bool) -> None:
@@ -327,6 +345,30 @@ def test_upstream_tls_and_sender_authorization(engine, start_server, names, ship
         assert "CERTIFICATE_VERIFY_FAILED" in refused.json()["error"]["reason"]
     finally:
         proxy.close()
+
+
+def test_client_retries_through_upstream_outage(engine, proxy, start_server, names, shipment) -> None:
+    name, url = engine
+    server = start_server(
+        {"ENRICHER_UPSTREAM_URL": proxy.url, "ENRICHER_CLUSTER_URL": url, "ENRICHER_ALERTS_INDEX": names["alerts"]}
+    )
+    # The client's own transport retries a 503, as Beats and Logstash do.
+    client = engine_client(name, server.url, retry_on_status=(503,), max_retries=10)
+    helper = bulk_helper(name)
+    first, _ = helper(client, [{"_index": names["events"], "_source": event} for event in shipment[:11]])
+    assert first == 11
+
+    # The upstream goes down: the facade's next 3 attempts fail, the 4th passes.
+    proxy.refuse_next(3)
+    second, errors = helper(client, [{"_index": names["events"], "_source": event} for event in shipment[11:]])
+
+    assert proxy.refused == 3
+    assert second == len(shipment) - 11
+    assert errors == []
+    upstream = engine_client(name, url)
+    assert count(upstream, names["events"]) == len(shipment)
+    assert count(upstream, names["events"], {"exists": {"field": "rule.id"}}) == 1
+    assert count(upstream, names["alerts"]) == 1
 
 
 def test_alert_sink_down_answers_503_before_forwarding(engine, start_server, names, shipment) -> None:
