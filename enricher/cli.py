@@ -223,20 +223,17 @@ def _prepare_metrics_dir() -> Callable[[], None] | None:
     from enricher.metrics import MULTIPROCESS_ENV
 
     folder = os.environ.get("ENRICHER_METRICS_DIR")
-    cleanup = None
     if folder:
         path = Path(folder)
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob("*.db"):
             stale.unlink()
-    else:
-        path = Path(tempfile.mkdtemp(prefix="enricher-metrics-"))
+        os.environ[MULTIPROCESS_ENV] = str(path)
+        return None
 
-        def cleanup() -> None:
-            shutil.rmtree(path, ignore_errors=True)
-
-    os.environ[MULTIPROCESS_ENV] = str(path)
-    return cleanup
+    temporary = Path(tempfile.mkdtemp(prefix="enricher-metrics-"))
+    os.environ[MULTIPROCESS_ENV] = str(temporary)
+    return lambda: shutil.rmtree(temporary, ignore_errors=True)
 
 
 class _StdoutSink:

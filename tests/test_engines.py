@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import read_ndjson, true_positive_variants
+from conftest import true_positive_variants
 from enricher.alerts import alert_id
 
 pytestmark = pytest.mark.engines
