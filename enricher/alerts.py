@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -119,8 +118,10 @@ class AlertBuilder:
         for name in _COPIED_OBJECTS:
             value = event.get(name)
             if isinstance(value, Mapping):
-                # A copy, because missing ECS fields are filled in below.
-                alert[name] = copy.deepcopy(value)
+                # A copy, because missing ECS fields are filled in below; an
+                # orjson round trip copies JSON data several times faster
+                # than copy.deepcopy.
+                alert[name] = orjson.loads(orjson.dumps(value))
         self._fill_ecs(alert, event)
         return alert
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import ahocorasick
+import orjson
 
 from enricher.rules.compiler import EventContext
 from enricher.rules.values import text_of
@@ -79,6 +80,8 @@ class Detector:
                 self._group_rule.append(position)
                 groups.append(group_id)
                 for field, literal in group:
+                    if field is None:
+                        literal = orjson.dumps(literal).decode()[1:-1]
                     literals_by_field.setdefault(field, {}).setdefault(literal, set()).add(group_id)
             self._rule_groups[position] = tuple(groups)
 
@@ -104,9 +107,12 @@ class Detector:
         hit: set[int] = set()
         for field, automaton in self._automata:
             if field is None:
-                for text in context.folded(None):
-                    for _end, groups in automaton.iter(text):
-                        hit.update(groups)
+                # Keyword literals are searched in the event's JSON text, with
+                # the literals JSON-escaped at build time: a string value that
+                # contains a literal contains it escaped in the JSON text too.
+                # Key names can only add candidates, never hide one.
+                for _end, groups in automaton.iter(context.json_text()):
+                    hit.update(groups)
                 continue
             cache = self._hit_cache[field]
             for value in context.values(field):
@@ -151,7 +157,7 @@ class Detector:
             if gate is not None:
                 allowed = gate_results.get(gate.key)
                 if allowed is None:
-                    allowed = gate_results[gate.key] = gate.allows(event)
+                    allowed = gate_results[gate.key] = gate.allows(context.fields)
                 if not allowed:
                     continue
             rule = rules[position]

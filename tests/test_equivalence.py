@@ -42,3 +42,37 @@ def test_indexed_equals_naive(name: str, shared_data: Path, corpus: RuleSet) -> 
         if found != expected:
             differences.append((number, expected, found))
     assert differences == []
+
+
+KEYWORD_RULE = r"""
+title: keyword test
+id: 00000000-0000-0000-0000-00000000000b
+logsource: {category: process_creation, product: windows}
+detection:
+    keywords:
+        - '\perfc.dat'
+        - 'say "hi"'
+        - 'STRASSE'
+    condition: keywords
+"""
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"CommandLine": "rundll32 C:\\Windows\\perfc.dat,#1"}, True),
+        ({"a": {"b": ["x", "they say \"HI\" here"]}}, True),
+        ({"note": "straße"}, True),
+        ({"\\perfc.dat": "the literal is only a key"}, False),
+        ({"CommandLine": "perfc.dat without the backslash"}, False),
+    ],
+    ids=["backslash", "quote in nested list", "case folding", "key only", "absent"],
+)
+def test_keyword_index_equals_naive(tmp_path, event: dict, expected: bool) -> None:
+    rule_file = tmp_path / "keyword.yml"
+    rule_file.write_text(KEYWORD_RULE)
+    rules = load_rules([rule_file])
+    indexed = Detector(rules, FieldMapping.default(), None, indexed=True)
+    naive = Detector(rules, FieldMapping.default(), None, indexed=False)
+    assert bool(naive.match(event)) is expected
+    assert bool(indexed.match(event)) is expected

@@ -14,6 +14,7 @@ import fnmatch
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import orjson
 from sigma.conditions import (
     ConditionAND,
     ConditionIdentifier,
@@ -98,9 +99,19 @@ class EventContext:
         """Return every string value of the event, for keyword detections."""
         return self.fields.strings()
 
+    def json_text(self) -> str:
+        """Return the event as case-folded JSON text (orjson), for finding keyword candidates."""
+        cached = self._folded.get(JSON_TEXT)
+        if cached is None:
+            cached = self._folded[JSON_TEXT] = [orjson.dumps(self.event).decode().casefold()]
+        return cached[0]
+
 
 KEYWORD_STRINGS = "\x00keyword strings"
 """Cache key of ``EventContext.folded_strings``; no Sigma field has this name."""
+
+JSON_TEXT = "\x00json text"
+"""Cache key of ``EventContext.json_text``; no Sigma field has this name."""
 
 
 class RuleCompileError(ValueError):

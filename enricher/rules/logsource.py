@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from enricher.fields import MISSING, lookup
+from enricher.fields import MISSING, EventFields
 from enricher.rules.values import text_of
 
 
@@ -26,9 +26,10 @@ class LogsourceGate:
     conditions: tuple[tuple[tuple[str, str], ...], ...]
     fields: tuple[str, ...]
 
-    def allows(self, event: Mapping[str, Any]) -> bool:
+    def allows(self, event: Mapping[str, Any] | EventFields) -> bool:
         """Return whether the event belongs to this log source, or cannot be told apart."""
-        values = {field: lookup(event, field) for field in self.fields}
+        fields = event if isinstance(event, EventFields) else EventFields(event)
+        values = {field: fields.lookup(field, field.split(".")) for field in self.fields}
         if all(found is MISSING for found in values.values()):
             return True
         for condition in self.conditions:
