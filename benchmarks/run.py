@@ -59,7 +59,7 @@ def best_time(function: Callable[[], Any], repeat: int) -> float:
 
 def decode_each(documents: list[bytes]) -> None:
     # Results are dropped as they come, as a server drops each batch after
-    # answering; keeping 8,000 dicts alive would time the garbage collector.
+    # responding. Keeping 8,000 dicts alive would time the garbage collector.
     for document in documents:
         orjson.loads(document)
 
@@ -94,8 +94,8 @@ def machine() -> dict[str, Any]:
 
 def bench_matching(lines: list[bytes], repeat: int, replicated: int, naive_sample: int) -> dict[str, Any]:
     events = [orjson.loads(line) for line in lines]
-    # The benchmark holds hundreds of thousands of events; without freezing
-    # them, every full collection would walk them and slow the timed code.
+    # The benchmark keeps hundreds of thousands of events alive. Without
+    # freezing them, every full collection would walk them and slow the timed code.
     gc.freeze()
     decode_seconds = best_time(lambda: decode_each(lines), repeat)
     mapping = FieldMapping.default()
@@ -194,7 +194,7 @@ def _post_loop(port: int, body: bytes, seconds: float, queue: Any) -> None:
             response = connection.getresponse()
             response.read()
             if response.status != 200:
-                raise RuntimeError(f"/ingest answered {response.status}")
+                raise RuntimeError(f"/ingest returned {response.status}")
             counts[slot] += 1
         connection.close()
 
@@ -263,8 +263,8 @@ print(min(times))
 def body_decode_seconds(body: bytes) -> float:
     """Time orjson decoding of one body in a fresh process, as a worker decodes it.
 
-    A fresh process has a small heap, like a worker; this process holds all
-    the benchmark's events, which would slow allocation-heavy decoding.
+    A fresh process has a small heap, like a worker. This process keeps all
+    the benchmark's events alive, which would slow allocation-heavy decoding.
     """
     with tempfile.NamedTemporaryFile(suffix=".json") as handle:
         handle.write(body)

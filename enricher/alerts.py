@@ -86,7 +86,7 @@ def event_timestamp(event: Mapping[str, Any]) -> str | None:
 
 
 class AlertBuilder:
-    """Turns matches into alert documents; holds no per-event state."""
+    """Builder of alert documents from matches, without per-event state."""
 
     def __init__(self, mapping: FieldMapping) -> None:
         self.mapping = mapping

@@ -276,6 +276,7 @@ def _scan(args: argparse.Namespace, settings: Settings) -> int:
     if not detector.rules:
         print("enricher: no rule loaded; see the messages above", file=sys.stderr)
         return 2
+
     if args.output == "-":
         sink = _StdoutSink(sys.stdout.buffer)
     elif args.output:
@@ -283,6 +284,7 @@ def _scan(args: argparse.Namespace, settings: Settings) -> int:
         sink = build_sink(Settings(alerts_file=output, dead_letter_file=output.with_name(output.name + ".dead-letter")))
     else:
         sink = build_sink(settings)
+
     pipeline = Pipeline(detector, sink)
     started = time.monotonic()
     progress = ScanProgress(sys.stderr, enabled=sys.stderr.isatty())
@@ -296,6 +298,7 @@ def _scan(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         progress.finish()
+
     elapsed = time.monotonic() - started
     titles = {rule.id: rule.title for rule in detector.rules}
     for rule_id, count in sorted(total.matches_by_rule.items(), key=lambda item: (-item[1], item[0])):
@@ -317,23 +320,23 @@ class ScanProgress:
         self.enabled = enabled
         self.interval = interval_seconds
         self.started = time.monotonic()
-        self.shown_at = 0.0
-        self.shown = False
+        self.last_shown = 0.0
+        self.visible = False
 
     def update(self, total: BatchResult) -> None:
         now = time.monotonic()
-        if not self.enabled or now - self.shown_at < self.interval:
+        if not self.enabled or now - self.last_shown < self.interval:
             return
-        self.shown_at = now
+        self.last_shown = now
         rate = total.events / max(now - self.started, 1e-9)
         self.stream.write(
             f"\r{total.events:,} events  {rate:,.0f} events/s  {total.matches:,} matches  {total.alerts_written:,} alerts "
         )
         self.stream.flush()
-        self.shown = True
+        self.visible = True
 
     def finish(self) -> None:
-        if self.shown:
+        if self.visible:
             self.stream.write("\r\033[K")
             self.stream.flush()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from enricher.dashboards.importer import DashboardsSettings
@@ -51,7 +51,6 @@ class Settings:
     retry_after_seconds: int = 5
     log_level: str = "info"
     log_format: str = "text"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,10 +72,10 @@ class Settings:
                 raise SettingsError(f"{name}={value} is below the minimum of {minimum}")
             return value
 
-        def flag(name: str) -> bool | None:
+        def flag(name: str, default: bool | None = None) -> bool | None:
             raw = text(name)
             if raw is None:
-                return None
+                return default
             if raw.lower() in ("1", "true", "yes", "on"):
                 return True
             if raw.lower() in ("0", "false", "no", "off"):
@@ -98,11 +97,10 @@ class Settings:
         upstream = None
         upstream_url = text("ENRICHER_UPSTREAM_URL")
         if upstream_url is not None:
-            upstream_verify = flag("ENRICHER_UPSTREAM_VERIFY_CERTS")
             upstream = UpstreamSettings(
                 url=upstream_url,
                 ca_certs=text("ENRICHER_UPSTREAM_CA_CERTS"),
-                verify_certs=True if upstream_verify is None else upstream_verify,
+                verify_certs=flag("ENRICHER_UPSTREAM_VERIFY_CERTS", True),
                 timeout_seconds=float(integer("ENRICHER_UPSTREAM_TIMEOUT", 60, minimum=1)),
             )
 
@@ -111,7 +109,9 @@ class Settings:
         # facade's upstream, with its own credentials.
         url = text("ENRICHER_CLUSTER_URL") or upstream_url
         if url is not None:
-            verify = flag("ENRICHER_CLUSTER_VERIFY_CERTS")
+            ca_certs = text("ENRICHER_CLUSTER_CA_CERTS")
+            if ca_certs is None and upstream is not None and url == upstream_url:
+                ca_certs = upstream.ca_certs
             cluster = ClusterSettings(
                 url=url,
                 alerts_index=text("ENRICHER_ALERTS_INDEX", "enricher-alerts"),
@@ -119,8 +119,8 @@ class Settings:
                 username=text("ENRICHER_CLUSTER_USERNAME"),
                 password=text("ENRICHER_CLUSTER_PASSWORD"),
                 api_key=text("ENRICHER_CLUSTER_API_KEY"),
-                ca_certs=text("ENRICHER_CLUSTER_CA_CERTS") or (upstream.ca_certs if upstream and url == upstream_url else None),
-                verify_certs=True if verify is None else verify,
+                ca_certs=ca_certs,
+                verify_certs=flag("ENRICHER_CLUSTER_VERIFY_CERTS", True),
                 request_timeout=float(integer("ENRICHER_CLUSTER_TIMEOUT", 30, minimum=1)),
                 retention_days=integer("ENRICHER_ALERTS_RETENTION_DAYS", 90, minimum=1),
             )
@@ -128,13 +128,12 @@ class Settings:
         dashboards = None
         dashboards_url = text("ENRICHER_DASHBOARDS_URL")
         if dashboards_url is not None:
-            dashboards_verify = flag("ENRICHER_DASHBOARDS_VERIFY_CERTS")
             dashboards = DashboardsSettings(
                 url=dashboards_url,
                 username=text("ENRICHER_DASHBOARDS_USERNAME") or text("ENRICHER_CLUSTER_USERNAME"),
                 password=text("ENRICHER_DASHBOARDS_PASSWORD") or text("ENRICHER_CLUSTER_PASSWORD"),
                 api_key=text("ENRICHER_DASHBOARDS_API_KEY"),
-                verify_certs=True if dashboards_verify is None else dashboards_verify,
+                verify_certs=flag("ENRICHER_DASHBOARDS_VERIFY_CERTS", True),
             )
 
         return cls(

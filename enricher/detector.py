@@ -62,7 +62,7 @@ class Detector:
     @staticmethod
     def _scan(automaton: ahocorasick.Automaton, text: str, cache: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
         # Field values repeat across events (the same images, parents and
-        # command lines), so the groups a value hits are remembered; the
+        # command lines), so the groups a value hits are remembered. The
         # cache is emptied when full rather than tracked per entry.
         groups = {group for _end, ids in automaton.iter(text.casefold()) for group in ids}
         if len(cache) >= HIT_CACHE_SIZE:

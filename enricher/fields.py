@@ -108,8 +108,8 @@ class EventFields:
     """One event with what field lookups learn about its shape, shared by all rules.
 
     Lookups walk the nested objects. When the walk misses, the full search
-    over other shapes runs only if a dict on the walked path has a dotted key;
-    which dicts have one is learned once per event.
+    over other shapes runs only if a dict on the walked path has a dotted key.
+    Which dicts have one is learned once per event.
     """
 
     __slots__ = ("event", "_dotted", "_strings")
@@ -131,8 +131,8 @@ class EventFields:
                 break
         else:
             # NOTE: a value found by the walk wins over a twin of the same
-            # field under a dotted key in the same event; shippers do not
-            # send such conflicts.
+            # field under a dotted key in the same event, because shippers
+            # do not send such conflicts.
             kind = type(node)
             if kind is list:
                 found: list[Any] = []

@@ -42,7 +42,7 @@ def logging_config(level: str, json_lines: bool) -> dict[str, Any]:
             # uvicorn's loggers propagate to the root handler.
             **{name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
             # The cluster clients log every request, and the expected 404s of
-            # existence checks as warnings; enricher logs the failures that
+            # existence checks as warnings. enricher logs the failures that
             # matter itself, with the ids involved.
             **{name: {"level": "ERROR"} for name in ("opensearch", "elastic_transport", "elasticsearch")},
         },

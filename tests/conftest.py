@@ -183,7 +183,7 @@ def _engine_urls_from_env() -> dict[str, str]:
 DEFAULT_ENGINE_URLS = {"opensearch": "http://127.0.0.1:9250", "elasticsearch": "http://127.0.0.1:9251"}
 
 
-def _engines_answering(urls: dict[str, str]) -> bool:
+def _engines_responding(urls: dict[str, str]) -> bool:
     for url in urls.values():
         try:
             if httpx.get(f"{url}/_cluster/health", timeout=2).status_code != 200:
@@ -197,13 +197,13 @@ def _engines_answering(urls: dict[str, str]) -> bool:
 def engine_urls() -> Iterator[dict[str, str]]:
     """URLs of the OpenSearch and Elasticsearch test nodes.
 
-    Taken from ENRICHER_TEST_*_URL, else nodes already answering on the
+    Taken from ENRICHER_TEST_*_URL, else nodes already responding on the
     default ports are reused, else .ci/engines.sh starts them, and only
     then are they stopped at the end of the session.
     """
     urls = _engine_urls_from_env()
     started = False
-    if len(urls) < 2 and _engines_answering(DEFAULT_ENGINE_URLS):
+    if len(urls) < 2 and _engines_responding(DEFAULT_ENGINE_URLS):
         urls = dict(DEFAULT_ENGINE_URLS)
     if len(urls) < 2:
         script = REPO / ".ci" / "engines.sh"

@@ -117,7 +117,7 @@ def test_serve_command_default_file_sink(start_server, tmp_path: Path, batch: li
 
 
 def test_sink_down_is_503_with_retry_after(start_server, batch: list[dict[str, Any]]) -> None:
-    # A port nobody listens on stands in for a cluster that is down.
+    # A closed local port stands in for a cluster that is down.
     from conftest import free_port
 
     server = start_server({"ENRICHER_CLUSTER_URL": f"http://127.0.0.1:{free_port()}", "ENRICHER_RETRY_AFTER": "7"})

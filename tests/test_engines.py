@@ -161,7 +161,7 @@ def test_setup_twice_changes_nothing(engine, alerts_index: str) -> None:
     first = run_enricher("setup", "--cluster-url", url, "--alerts-index", alerts_index)
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
-    # The test distributions have neither ILM nor ISM; setup says so and goes on.
+    # The test distributions have neither ILM nor ISM, so setup reports the skip and goes on.
     endpoint = "ISM (/_plugins/_ism)" if name == "opensearch" else "ILM (/_ilm)"
     assert lines[0] == f"lifecycle: skipped: {url} has no {endpoint} endpoint"
     assert lines[1:3] == ["template: installed", "index: created"]

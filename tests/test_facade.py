@@ -159,7 +159,7 @@ def test_pass_through_requests(engine, start_server, names) -> None:
 
 
 class ToggleProxy:
-    """A TCP relay in front of a real engine that can refuse connections, to stop the upstream on demand.
+    """A TCP relay in front of a real engine that can drop connections, to stop the upstream on demand.
 
     With ``tls`` it terminates TLS with that server context, as a cluster
     with TLS would, and keeps the bytes clients send in ``received``.
@@ -171,8 +171,8 @@ class ToggleProxy:
         self.port = free_port()
         self.tls = tls
         self.received = bytearray()
-        self.refused = 0
-        self._refuse_left = 0
+        self.dropped = 0
+        self._drop_left = 0
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.base_events.Server | None = None
@@ -198,11 +198,11 @@ class ToggleProxy:
 
         asyncio.run_coroutine_threadsafe(close_server(), self.loop).result(10)
 
-    def refuse_next(self, count: int) -> None:
+    def drop_next(self, count: int) -> None:
         """Drop the open connections and close the next ``count`` new ones at once: the upstream is down."""
 
         async def drop() -> None:
-            self._refuse_left = count
+            self._drop_left = count
             for task in [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]:
                 task.cancel()
             await asyncio.sleep(0.1)
@@ -215,9 +215,9 @@ class ToggleProxy:
         self.thread.join(5)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._refuse_left > 0:
-            self._refuse_left -= 1
-            self.refused += 1
+        if self._drop_left > 0:
+            self._drop_left -= 1
+            self.dropped += 1
             writer.close()
             return
         upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
@@ -264,12 +264,12 @@ def test_upstream_down_then_retried_exactly_once(engine, proxy, start_server, na
     assert first.json()["errors"] is False
 
     proxy.stop()
-    refused = httpx.post(f"{server.url}/_bulk", content=body(batches[1]), headers=headers, timeout=60)
-    assert refused.status_code in (429, 503)
-    assert "retry-after" in refused.headers
+    unavailable = httpx.post(f"{server.url}/_bulk", content=body(batches[1]), headers=headers, timeout=60)
+    assert unavailable.status_code in (429, 503)
+    assert "retry-after" in unavailable.headers
 
     proxy.start()
-    # A sender retries the refused request as it was.
+    # A sender retries the rejected request as it was.
     deadline = time.monotonic() + 30
     while True:
         retried = httpx.post(f"{server.url}/_bulk", content=body(batches[1]), headers=headers, timeout=60)
@@ -340,9 +340,9 @@ def test_upstream_tls_and_sender_authorization(engine, start_server, names, ship
                 "ENRICHER_ALERTS_INDEX": names["alerts"],
             }
         )
-        refused = httpx.post(f"{untrusted.url}/_bulk", content=body, headers=sender_headers, timeout=60)
-        assert refused.status_code == 503
-        assert "CERTIFICATE_VERIFY_FAILED" in refused.json()["error"]["reason"]
+        unavailable = httpx.post(f"{untrusted.url}/_bulk", content=body, headers=sender_headers, timeout=60)
+        assert unavailable.status_code == 503
+        assert "CERTIFICATE_VERIFY_FAILED" in unavailable.json()["error"]["reason"]
     finally:
         proxy.close()
 
@@ -359,10 +359,10 @@ def test_client_retries_through_upstream_outage(engine, proxy, start_server, nam
     assert first == 11
 
     # The upstream goes down: the facade's next 3 attempts fail, the 4th passes.
-    proxy.refuse_next(3)
+    proxy.drop_next(3)
     second, errors = helper(client, [{"_index": names["events"], "_source": event} for event in shipment[11:]])
 
-    assert proxy.refused == 3
+    assert proxy.dropped == 3
     assert second == len(shipment) - 11
     assert errors == []
     upstream = engine_client(name, url)

@@ -168,9 +168,9 @@ def _load_file(file: Path, placeholders: Placeholders) -> list[CompiledRule | Ru
     except SigmaError as error:
         return [RuleError(source, f"invalid Sigma rule: {_error_text(error)}")]
     except Exception as error:  # noqa: BLE001
-        # pySigma raises plain Python errors on some malformed files (an
-        # integer id, a list where a map belongs); one bad file must not stop
-        # the others from loading.
+        # pySigma raises plain Python errors on some malformed files, such as
+        # an integer id or a list where a map belongs. One bad file must not
+        # stop the others from loading.
         return [RuleError(source, f"invalid Sigma rule: {type(error).__name__}: {error}")]
 
     loaded: list[CompiledRule | RuleError] = []

@@ -27,7 +27,7 @@ class LogsourceGate:
     fields: tuple[str, ...]
 
     def allows(self, event: Mapping[str, Any] | EventFields) -> bool:
-        """Return whether the event belongs to this log source, or cannot be told apart."""
+        """Return whether the event belongs to this log source, or has none of the fields that would decide it."""
         fields = event if isinstance(event, EventFields) else EventFields(event)
         values = {field: fields.lookup(field, field.split(".")) for field in self.fields}
         if all(found is MISSING for found in values.values()):

@@ -102,10 +102,15 @@ def string_shape(value: SigmaString) -> tuple[str, str] | None:
 def _text_test(parts: list[str | SpecialChars]) -> Callable[[str], bool]:
     star = SpecialChars.WILDCARD_MULTI
     if SpecialChars.WILDCARD_SINGLE in parts:
-        pattern = "".join(
-            ".*" if part is star else "." if part is SpecialChars.WILDCARD_SINGLE else re.escape(part)
-            for part in parts
-        )
+        pieces = []
+        for part in parts:
+            if part is star:
+                pieces.append(".*")
+            elif part is SpecialChars.WILDCARD_SINGLE:
+                pieces.append(".")
+            else:
+                pieces.append(re.escape(part))
+        pattern = "".join(pieces)
         compiled = re.compile(pattern, re.DOTALL)
         return lambda text: compiled.fullmatch(text) is not None
 
@@ -202,7 +207,7 @@ def regex_matcher(value: SigmaRegularExpression) -> ValueMatcher:
     so an unanchored search is the reading that fits the corpus. Patterns from
     rules are untrusted input: RE2 runs them in time linear in the value. The
     few it cannot compile run on the ``regex`` module with a time bound per
-    search; a search that times out counts as no match and is logged.
+    search. A search that times out counts as no match and is logged.
     """
     pattern = str(value.regexp)
     flags = ""

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 
 class SinkUnavailable(RuntimeError):
-    """The sink cannot take writes now; the caller answers 503 and the sender retries."""
+    """Error raised when the sink cannot take writes now, so the caller returns 503 and the sender retries."""
 
 
 @dataclass
